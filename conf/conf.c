@@ -1,0 +1,1 @@
+int conf_placeholder_(void); int conf_placeholder_(void) { return 0; }

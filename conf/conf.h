@@ -1,0 +1,182 @@
+/* conf.h — Warren's configuration: schema, parser (libConfuse), validated snapshot.
+ *
+ * conf_load() parses the main file and its includes, validates everything it can
+ * (types, bounds, unknown keys, duplicates, password hash formats, that TLS
+ * certificate and key files load and match) and returns an immutable snapshot.
+ * Errors are reported as "file:line: what is wrong", one per line.
+ *
+ * A snapshot is reference counted: a session takes a reference when it starts
+ * and drops it when it ends, so a reload (a new snapshot) never changes the
+ * settings under a session in flight. All strings and arrays live as long as
+ * the snapshot. Relative paths in a file are resolved against that file's folder
+ * when loading; the snapshot holds absolute paths.
+ */
+#ifndef WARREN_CONF_H
+#define WARREN_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct tls_server;
+
+enum conf_service {
+	CONF_SERVICE_SMTP,        /* inbound MX */
+	CONF_SERVICE_SUBMISSION,  /* message submission, AUTH required */
+	CONF_SERVICE_IMAP,
+	CONF_SERVICE_POP3,
+	CONF_SERVICE_HTTP,        /* client auto-configuration (later) */
+};
+
+enum conf_tls_mode {
+	CONF_TLS_NONE,
+	CONF_TLS_STARTTLS,   /* offered, or required with tls_required */
+	CONF_TLS_IMPLICIT,   /* TLS from the first byte (465, 993, 995) */
+};
+
+enum conf_domain_type {
+	CONF_DOMAIN_LOCAL,   /* mail stored here */
+	CONF_DOMAIN_REMOTE,  /* accepted here and relayed to relay_host */
+};
+
+enum conf_auth_backend {
+	CONF_AUTH_LOCAL,     /* password hashes in the config */
+	CONF_AUTH_PAM,       /* a PAM service stack (system users, Active Directory) */
+};
+
+enum conf_log_target {
+	CONF_LOG_STDERR,
+	CONF_LOG_SYSLOG,
+};
+
+struct conf_listener {
+	const char *name;            /* the block's title: "smtp", "imaps", ... */
+	const char *address;         /* IP address to bind */
+	unsigned port;
+	enum conf_service service;
+	enum conf_tls_mode tls;
+	bool tls_required;           /* STARTTLS: refuse everything but STARTTLS before TLS */
+	bool auth_plaintext;         /* allow AUTH/LOGIN without TLS */
+	unsigned max_connections;    /* per process, 0 = no limit */
+	unsigned max_connections_per_ip;
+	unsigned idle_timeout_s;
+	unsigned max_line_length;    /* command line bytes, CRLF excluded */
+	const char *file;
+	int line;
+};
+
+struct conf_tls {
+	const char *cert_file;       /* absolute path, NULL when not set */
+	const char *key_file;
+	const char *min_protocol;    /* "TLSv1.2" or "TLSv1.3" */
+	const char *ciphers;         /* TLS 1.2 cipher list */
+	const char *ciphersuites;    /* TLS 1.3 suites */
+};
+
+struct conf_domain;
+
+struct conf_mailbox {
+	const char *name;            /* local part, lower case */
+	const char *address;         /* name@domain */
+	const char *password;        /* crypt(3) hash, NULL when none (PAM domains) */
+	uint64_t quota;              /* bytes, 0 = unlimited */
+	uint64_t max_message_size;   /* bytes, 0 = the domain's */
+	const struct conf_domain *domain;
+	const char *file;
+	int line;
+};
+
+struct conf_alias {
+	const char *name;            /* local part, lower case */
+	const char *const *targets;  /* local parts of this domain or full addresses */
+	size_t n_targets;
+	const char *file;
+	int line;
+};
+
+struct conf_domain {
+	const char *name;            /* lower case */
+	enum conf_domain_type type;
+	enum conf_auth_backend auth;
+	const char *pam_service;     /* PAM service name for CONF_AUTH_PAM */
+	bool pam_full_address;       /* hand PAM "user@domain" instead of "user" */
+	const char *relay_host;      /* REMOTE: where mail for the domain goes */
+	const char *const *hostnames;/* names clients use for this domain's server (SNI) */
+	size_t n_hostnames;
+	struct conf_tls tls;         /* cert/key for SNI; NULL files: the default */
+	uint64_t max_message_size;
+	const struct conf_mailbox *mailboxes;  /* sorted by name */
+	size_t n_mailboxes;
+	const struct conf_alias *aliases;      /* sorted by name */
+	size_t n_aliases;
+	const char *file;
+	int line;
+};
+
+struct warren_config {
+	const char *path;            /* absolute path of the main file */
+	const char *hostname;        /* our name in greetings and Received headers */
+	const char *state_dir;       /* absolute; store, queue, sockets */
+	const char *user;            /* unprivileged user the daemons run as when started as root */
+	const char *default_domain;  /* domain for logins without "@domain" (NULL: none) */
+	uint64_t max_message_size;   /* bytes */
+
+	struct {
+		enum conf_log_target target;
+		int level;           /* enum log_level */
+	} log;
+	struct {
+		const char *servers; /* "ADDR[:PORT],..." or "" for /etc/resolv.conf */
+		unsigned timeout_ms;
+		unsigned tries;
+	} dns;
+	struct {
+		unsigned threads;
+		unsigned queue_max;
+		unsigned cache_ttl_s;
+		unsigned cache_size;
+		unsigned failure_delay_ms;
+		unsigned failure_delay_max_ms;
+	} auth;
+	struct conf_tls tls;
+
+	const struct conf_listener *listeners;  /* in file order */
+	size_t n_listeners;
+	const struct conf_domain *domains;      /* sorted by name */
+	size_t n_domains;
+
+	/* TLS contexts built from the certificates above (default + SNI), or NULL
+	 * when no listener uses TLS. Owned by the snapshot. */
+	struct tls_server *tls_server;
+
+	unsigned long generation;    /* increases with every successful load */
+};
+
+/* Loads and validates path. On success *conf_r holds a snapshot with one
+ * reference. On failure returns -1 and *errors_r (malloc'ed) holds every error,
+ * one "file:line: message" per line. flags: CONF_LOAD_*. */
+#define CONF_LOAD_NO_TLS 0x1   /* skip building TLS contexts (warrenctl, tests) */
+int conf_load(const char *path, unsigned flags, struct warren_config **conf_r, char **errors_r);
+
+struct warren_config *conf_ref(struct warren_config *conf);
+/* Drops a reference and clears *conf; the last one frees the snapshot. */
+void conf_unref(struct warren_config **conf);
+
+/* Lookups; names are compared case-insensitively. NULL when not found. */
+const struct conf_domain *conf_find_domain(const struct warren_config *conf, const char *name);
+const struct conf_mailbox *conf_find_mailbox(const struct conf_domain *domain, const char *local);
+const struct conf_alias *conf_find_alias(const struct conf_domain *domain, const char *local);
+
+/* Splits "user@domain" (or "user" with default_domain) into the mailbox.
+ * NULL when there is no such mailbox. */
+const struct conf_mailbox *conf_find_login(const struct warren_config *conf, const char *login);
+
+const char *conf_service_name(enum conf_service service);
+const char *conf_tls_mode_name(enum conf_tls_mode mode);
+
+/* Writes the configuration reference (every block and key with type, default,
+ * bounds and description) in Markdown; docs/config-reference.md is this output. */
+void conf_write_reference(FILE *out);
+
+#endif

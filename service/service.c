@@ -1,0 +1,1 @@
+int service_placeholder_(void); int service_placeholder_(void) { return 0; }
