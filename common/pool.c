@@ -61,6 +61,14 @@ char *x_strdup(const char *s)
 	return p;
 }
 
+char *x_strndup(const char *s, size_t len)
+{
+	char *p = x_malloc(len + 1);
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
 struct pool *pool_new(size_t block_size)
 {
 	struct pool *pool = x_calloc(1, sizeof(*pool));

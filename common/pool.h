@@ -30,6 +30,7 @@ void *x_malloc(size_t size);
 void *x_calloc(size_t n, size_t size);
 void *x_realloc(void *p, size_t size);
 char *x_strdup(const char *s);
+char *x_strndup(const char *s, size_t len);
 /* free(*p) and clear the caller's pointer. */
 #define x_free(pp) do { free(*(pp)); *(pp) = NULL; } while (0)
 

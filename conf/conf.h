@@ -45,6 +45,16 @@ enum conf_auth_backend {
 	CONF_AUTH_PAM,       /* a PAM service stack (system users, Active Directory) */
 };
 
+enum conf_pam_user {
+	CONF_PAM_LOCALPART,  /* "alice" */
+	CONF_PAM_ADDRESS,    /* "alice@example.test" */
+};
+
+enum conf_tls_version {
+	CONF_TLS_V1_2,
+	CONF_TLS_V1_3,
+};
+
 enum conf_log_target {
 	CONF_LOG_STDERR,
 	CONF_LOG_SYSLOG,
@@ -69,9 +79,11 @@ struct conf_listener {
 struct conf_tls {
 	const char *cert_file;       /* absolute path, NULL when not set */
 	const char *key_file;
-	const char *min_protocol;    /* "TLSv1.2" or "TLSv1.3" */
+	enum conf_tls_version min_protocol;
 	const char *ciphers;         /* TLS 1.2 cipher list */
 	const char *ciphersuites;    /* TLS 1.3 suites */
+	const char *file;            /* where the block is, for messages */
+	int line;
 };
 
 struct conf_domain;
@@ -100,7 +112,7 @@ struct conf_domain {
 	enum conf_domain_type type;
 	enum conf_auth_backend auth;
 	const char *pam_service;     /* PAM service name for CONF_AUTH_PAM */
-	bool pam_full_address;       /* hand PAM "user@domain" instead of "user" */
+	enum conf_pam_user pam_user; /* what PAM is given as the user name */
 	const char *relay_host;      /* REMOTE: where mail for the domain goes */
 	const char *const *hostnames;/* names clients use for this domain's server (SNI) */
 	size_t n_hostnames;

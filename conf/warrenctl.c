@@ -1,1 +1,228 @@
-int main(void) { return 0; }
+/* warrenctl — the administrator's tool: check and reload the config, make
+ * password hashes, print the configuration reference. */
+#include "conf/conf.h"
+#include "conf/warrenctl.h"
+#include "common/auth.h"
+#include "common/log.h"
+#include "common/pool.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define DEFAULT_CONFIG "/etc/warren/warren.conf"
+/* Longest password read by `passwd`. */
+#define PASSWORD_MAX 1024
+
+struct ctl_command {
+	const char *name;
+	int (*run)(struct ctl_options *opts, int argc, char **argv);
+	const char *usage;
+	const char *help;
+};
+
+static int cmd_check(struct ctl_options *opts, int argc, char **argv);
+static int cmd_passwd(struct ctl_options *opts, int argc, char **argv);
+static int cmd_reload(struct ctl_options *opts, int argc, char **argv);
+static int cmd_reference(struct ctl_options *opts, int argc, char **argv);
+
+static const struct ctl_command commands[] = {
+	{ "check", cmd_check, "check [-c FILE]",
+	  "Validate the configuration; print every error as file:line. Exit 0 when valid." },
+	{ "reload", cmd_reload, "reload [-c FILE]",
+	  "Validate, then tell the running master to load the configuration." },
+	{ "passwd", cmd_passwd, "passwd",
+	  "Read a password (prompt, or a line on stdin) and print its yescrypt hash." },
+	{ "config-reference", cmd_reference, "config-reference",
+	  "Print the configuration reference (Markdown)." },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: warrenctl [-c FILE] [--json] COMMAND [ARGS]\n\n"
+		     "Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-24s %s\n", commands[i].usage, commands[i].help);
+	fprintf(out, "\nThe configuration is -c FILE, else $WARREN_CONF, else %s.\n"
+		     "Exit status: 0 success, 1 failure, 2 usage error.\n", DEFAULT_CONFIG);
+}
+
+/* Loads the config named by the options; prints errors. */
+int ctl_load_config(struct ctl_options *opts, unsigned flags, struct warren_config **conf_r)
+{
+	char *errors = NULL;
+	if (conf_load(opts->config, flags, conf_r, &errors) < 0) {
+		fputs(errors, stderr);
+		free(errors);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_check(struct ctl_options *opts, int argc, char **argv)
+{
+	struct warren_config *conf;
+	if (ctl_load_config(opts, 0, &conf) < 0) {
+		fprintf(stderr, "%s: configuration has errors\n", opts->config);
+		return 1;
+	}
+	size_t mailboxes = 0, aliases = 0;
+	for (size_t i = 0; i < conf->n_domains; i++) {
+		mailboxes += conf->domains[i].n_mailboxes;
+		aliases += conf->domains[i].n_aliases;
+	}
+	if (opts->json)
+		printf("{\"config\":\"%s\",\"valid\":true,\"listeners\":%zu,\"domains\":%zu,"
+		       "\"mailboxes\":%zu,\"aliases\":%zu}\n", conf->path, conf->n_listeners,
+		       conf->n_domains, mailboxes, aliases);
+	else
+		printf("%s: ok (%zu listeners, %zu domains, %zu mailboxes, %zu aliases)\n",
+		       conf->path, conf->n_listeners, conf->n_domains, mailboxes, aliases);
+	conf_unref(&conf);
+	return 0;
+}
+
+static int read_password(const char *prompt, char *buf, size_t size)
+{
+	int tty = isatty(STDIN_FILENO);
+	struct termios old, noecho;
+	if (tty) {
+		fputs(prompt, stderr);
+		fflush(stderr);
+		tcgetattr(STDIN_FILENO, &old);
+		noecho = old;
+		noecho.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho);
+	}
+	char *ret = fgets(buf, (int)size, stdin);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (ret == NULL)
+		return -1;
+	size_t len = strlen(buf);
+	if (len > 0 && buf[len - 1] != '\n' && !feof(stdin))
+		return -1;   /* too long */
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	return 0;
+}
+
+static int cmd_passwd(struct ctl_options *opts, int argc, char **argv)
+{
+	char pw[PASSWORD_MAX], again[PASSWORD_MAX];
+	if (read_password("Password: ", pw, sizeof(pw)) < 0) {
+		fprintf(stderr, "warrenctl passwd: no password read (or longer than %d bytes)\n",
+			PASSWORD_MAX - 2);
+		return 1;
+	}
+	if (pw[0] == '\0') {
+		fprintf(stderr, "warrenctl passwd: the password is empty\n");
+		return 1;
+	}
+	if (isatty(STDIN_FILENO)) {
+		if (read_password("Again: ", again, sizeof(again)) < 0 || strcmp(pw, again) != 0) {
+			fprintf(stderr, "warrenctl passwd: the passwords differ\n");
+			return 1;
+		}
+	}
+	char *hash = auth_hash_password(pw);
+	explicit_bzero(pw, sizeof(pw));
+	explicit_bzero(again, sizeof(again));
+	if (hash == NULL) {
+		fprintf(stderr, "warrenctl passwd: hashing failed\n");
+		return 1;
+	}
+	if (opts->json)
+		printf("{\"hash\":\"%s\"}\n", hash);
+	else
+		printf("%s\n", hash);
+	free(hash);
+	return 0;
+}
+
+static int cmd_reload(struct ctl_options *opts, int argc, char **argv)
+{
+	struct warren_config *conf;
+	if (ctl_load_config(opts, 0, &conf) < 0) {
+		fprintf(stderr, "%s: configuration has errors; not reloading\n", opts->config);
+		return 1;
+	}
+	char pidfile[4096];
+	snprintf(pidfile, sizeof(pidfile), "%s/warren.pid", conf->state_dir);
+	conf_unref(&conf);
+	FILE *fp = fopen(pidfile, "r");
+	long pid = 0;
+	if (fp == NULL || fscanf(fp, "%ld", &pid) != 1 || pid <= 1) {
+		fprintf(stderr, "warrenctl reload: cannot read %s: is warren running?\n", pidfile);
+		if (fp != NULL)
+			fclose(fp);
+		return 1;
+	}
+	fclose(fp);
+	if (kill((pid_t)pid, SIGHUP) < 0) {
+		fprintf(stderr, "warrenctl reload: signal to pid %ld: %s\n", pid, strerror(errno));
+		return 1;
+	}
+	printf("reload requested (pid %ld)\n", pid);
+	return 0;
+}
+
+static int cmd_reference(struct ctl_options *opts, int argc, char **argv)
+{
+	conf_write_reference(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl_options opts = { .config = getenv("WARREN_CONF") };
+	static const struct option long_opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	/* '+': stop at the command so its own options are left to it */
+	while ((c = getopt_long(argc, argv, "+c:jh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': opts.config = optarg; break;
+		case 'j': opts.json = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	const char *name = argv[optind];
+	argc -= optind;
+	argv += optind;
+	/* options after the command name: -c FILE and --json */
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:jh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': opts.config = optarg; break;
+		case 'j': opts.json = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (opts.config == NULL)
+		opts.config = DEFAULT_CONFIG;
+	log_init("warrenctl", LOG_TARGET_STDERR, LOG_LEVEL_WARN);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return commands[i].run(&opts, argc - optind, argv + optind);
+	fprintf(stderr, "warrenctl: unknown command \"%s\"\n\n", name);
+	usage(stderr);
+	return 2;
+}

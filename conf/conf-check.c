@@ -1,0 +1,451 @@
+/* conf-check.c — checks that need the whole configuration, and locations for them. */
+#include "conf/conf-private.h"
+#include "common/tls.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Longest alias chain followed when looking for loops. */
+#define ALIAS_DEPTH_MAX 32
+
+struct conf_location {
+	struct conf_location *next;
+	cfg_t *cfg;
+	const char *key;
+	char *file;
+	int line;
+};
+
+struct conf_file_lines {
+	struct conf_file_lines *next;
+	char *path;
+	char *text;
+	char **lines;    /* lines[1..n] point into text */
+	int n;
+};
+
+/* ---- locations ------------------------------------------------------------- */
+
+void conf_note_location(struct conf_load_ctx *ctx, cfg_t *cfg, const char *key)
+{
+	struct conf_location *loc = x_calloc(1, sizeof(*loc));
+	loc->cfg = cfg;
+	loc->key = key;
+	loc->file = x_strdup(cfg->filename != NULL ? cfg->filename : ctx->path);
+	loc->line = cfg->line;
+	loc->next = ctx->locations;
+	ctx->locations = loc;
+}
+
+int conf_key_location(struct conf_load_ctx *ctx, cfg_t *cfg, const char *key,
+		      const char **file_r, int *line_r)
+{
+	for (struct conf_location *loc = ctx->locations; loc != NULL; loc = loc->next) {
+		if (loc->cfg == cfg && strcmp(loc->key, key) == 0) {
+			*file_r = loc->file;
+			*line_r = loc->line;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static struct conf_file_lines *file_lines(struct conf_load_ctx *ctx, const char *path)
+{
+	struct conf_file_lines *f;
+	for (f = ctx->files; f != NULL; f = f->next)
+		if (strcmp(f->path, path) == 0)
+			return f;
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL)
+		return NULL;
+	f = x_calloc(1, sizeof(*f));
+	f->path = x_strdup(path);
+	size_t cap = 0, len = 0;
+	char chunk[8192];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
+		if (len + n + 1 > cap) {
+			cap = (len + n + 1) * 2;
+			f->text = x_realloc(f->text, cap);
+		}
+		memcpy(f->text + len, chunk, n);
+		len += n;
+	}
+	fclose(fp);
+	if (f->text == NULL)
+		f->text = x_strdup("");
+	f->text[len] = '\0';
+	int lines = 1;
+	for (size_t i = 0; i < len; i++)
+		lines += f->text[i] == '\n';
+	f->lines = x_calloc((size_t)lines + 1, sizeof(*f->lines));
+	char *p = f->text;
+	for (int l = 1; l <= lines; l++) {
+		f->lines[l] = p;
+		char *nl = strchr(p, '\n');
+		if (nl == NULL)
+			break;
+		*nl = '\0';
+		p = nl + 1;
+	}
+	f->n = lines;
+	f->next = ctx->files;
+	ctx->files = f;
+	return f;
+}
+
+/* Does text hold "keyword" then (optionally quoted) title as separate words? */
+static int line_opens(const char *text, const char *keyword, const char *title)
+{
+	size_t klen = strlen(keyword);
+	for (const char *p = strstr(text, keyword); p != NULL; p = strstr(p + 1, keyword)) {
+		if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+			continue;
+		const char *q = p + klen;
+		if (*q != ' ' && *q != '\t' && *q != '{' && *q != '\0')
+			continue;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (title == NULL)
+			return *q == '{' || *q == '\0';
+		if (*q == '"' || *q == '\'')
+			q++;
+		if (strncasecmp(q, title, strlen(title)) == 0) {
+			char c = q[strlen(title)];
+			if (c == '"' || c == '\'' || c == ' ' || c == '\t' || c == '{' || c == '\0')
+				return 1;
+		}
+	}
+	return 0;
+}
+
+int conf_section_line(struct conf_load_ctx *ctx, cfg_t *sec, const char *keyword)
+{
+	if (sec->filename == NULL)
+		return sec->line;
+	struct conf_file_lines *f = file_lines(ctx, sec->filename);
+	if (f == NULL)
+		return sec->line;
+	const char *title = cfg_title(sec);
+	for (int l = sec->line < f->n ? sec->line : f->n; l >= 1; l--) {
+		if (f->lines[l] != NULL && line_opens(f->lines[l], keyword, title))
+			return l;
+	}
+	return sec->line;
+}
+
+void conf_locations_free(struct conf_load_ctx *ctx)
+{
+	while (ctx->locations != NULL) {
+		struct conf_location *next = ctx->locations->next;
+		free(ctx->locations->file);
+		free(ctx->locations);
+		ctx->locations = next;
+	}
+	while (ctx->files != NULL) {
+		struct conf_file_lines *next = ctx->files->next;
+		free(ctx->files->path);
+		free(ctx->files->text);
+		free(ctx->files->lines);
+		free(ctx->files);
+		ctx->files = next;
+	}
+}
+
+/* ---- listeners --------------------------------------------------------------- */
+
+static void listener_defaults(struct conf_listener *l)
+{
+	static const unsigned idle[] = { 300, 300, 1800, 600, 60 };
+	static const unsigned line[] = { 16384, 16384, 2 * 1024 * 1024, 8192, 8192 };
+	if ((int)l->service < 0)
+		return;
+	if (l->idle_timeout_s == 0)
+		l->idle_timeout_s = idle[l->service];
+	if (l->max_line_length == 0)
+		l->max_line_length = line[l->service];
+}
+
+static void check_listeners(struct conf_load_ctx *ctx, struct warren_config *conf)
+{
+	for (size_t i = 0; i < conf->n_listeners; i++) {
+		struct conf_listener *l = (struct conf_listener *)&conf->listeners[i];
+		unsigned char addr[16];
+		if (l->port == 0)
+			conf_error_at(ctx, l->file, l->line, "listener %s: port is required", l->name);
+		if ((int)l->service < 0)
+			conf_error_at(ctx, l->file, l->line,
+				      "listener %s: service is required (smtp, submission, imap, pop3, http)",
+				      l->name);
+		if (inet_pton(AF_INET, l->address, addr) != 1 &&
+		    inet_pton(AF_INET6, l->address, addr) != 1)
+			conf_error_at(ctx, l->file, l->line,
+				      "listener %s: address \"%s\" is not an IPv4 or IPv6 address",
+				      l->name, l->address);
+		if (l->tls != CONF_TLS_NONE && conf->tls.cert_file == NULL)
+			conf_error_at(ctx, l->file, l->line,
+				      "listener %s: tls = %s needs a certificate: set cert and key in the tls block",
+				      l->name, conf_tls_mode_name(l->tls));
+		if (l->tls_required && l->tls != CONF_TLS_STARTTLS)
+			conf_error_at(ctx, l->file, l->line,
+				      "listener %s: tls_required only applies to tls = starttls", l->name);
+		listener_defaults(l);
+		for (size_t j = 0; j < i; j++) {
+			const struct conf_listener *o = &conf->listeners[j];
+			if (o->port == l->port && strcmp(o->address, l->address) == 0)
+				conf_error_at(ctx, l->file, l->line,
+					      "listener %s: %s port %u is already used by listener %s (%s:%d)",
+					      l->name, l->address, l->port, o->name, o->file, o->line);
+		}
+	}
+}
+
+/* ---- domains, mailboxes, aliases ---------------------------------------------- */
+
+static int valid_domain_name(const char *name)
+{
+	size_t len = strlen(name), label = 0;
+	if (len == 0 || len > 253 || name[0] == '.' || name[len - 1] == '.')
+		return 0;
+	for (const char *p = name; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (label == 0 || p[-1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-')
+			return 0;
+		if (label == 0 && *p == '-')
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return 1;
+}
+
+/* RFC 5322 dot-atom local parts (what an admin would create). */
+static int valid_local_part(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > 64 || s[0] == '.' || s[len - 1] == '.' || strstr(s, "..") != NULL)
+		return 0;
+	for (const char *p = s; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && strchr("!#$%&'*+-/=?^_`{|}~.", *p) == NULL)
+			return 0;
+	return 1;
+}
+
+/* Finds where an alias target leads: *domain_r and *local_r, or external (0). */
+static int resolve_target(const struct warren_config *conf, const struct conf_domain *d,
+			  const char *target, const struct conf_domain **domain_r,
+			  const char **local_r, char *localbuf, size_t size)
+{
+	const char *at = strrchr(target, '@');
+	if (at == NULL) {
+		*domain_r = d;
+		*local_r = target;
+		return 1;
+	}
+	const struct conf_domain *td = conf_find_domain(conf, at + 1);
+	if (td == NULL || td->type != CONF_DOMAIN_LOCAL)
+		return 0;
+	snprintf(localbuf, size, "%.*s", (int)(at - target), target);
+	*domain_r = td;
+	*local_r = localbuf;
+	return 1;
+}
+
+static int alias_loops(const struct warren_config *conf, const struct conf_domain *d,
+		       const struct conf_alias *start, const struct conf_alias *a, int depth)
+{
+	if (depth > ALIAS_DEPTH_MAX)
+		return 1;
+	for (size_t t = 0; t < a->n_targets; t++) {
+		const struct conf_domain *td;
+		const char *local;
+		char buf[256];
+		if (!resolve_target(conf, d, a->targets[t], &td, &local, buf, sizeof(buf)))
+			continue;
+		const struct conf_alias *next = conf_find_alias(td, local);
+		if (next == NULL)
+			continue;
+		if (next == start || alias_loops(conf, td, start, next, depth + 1))
+			return 1;
+	}
+	return 0;
+}
+
+static void check_alias(struct conf_load_ctx *ctx, const struct warren_config *conf,
+			const struct conf_domain *d, const struct conf_alias *a)
+{
+	if (!valid_local_part(a->name))
+		conf_error_at(ctx, a->file, a->line, "alias %s: not a valid local part", a->name);
+	if (conf_find_mailbox(d, a->name) != NULL)
+		conf_error_at(ctx, a->file, a->line,
+			      "alias %s: %s@%s is already a mailbox", a->name, a->name, d->name);
+	if (a->n_targets == 0)
+		conf_error_at(ctx, a->file, a->line, "alias %s: \"to\" is required", a->name);
+	for (size_t t = 0; t < a->n_targets; t++) {
+		const struct conf_domain *td;
+		const char *local;
+		char buf[256];
+		const char *target = a->targets[t];
+		const char *at = strrchr(target, '@');
+		if (at != NULL && (at == target || !valid_domain_name(at + 1))) {
+			conf_error_at(ctx, a->file, a->line, "alias %s: \"%s\" is not an address",
+				      a->name, target);
+			continue;
+		}
+		if (!resolve_target(conf, d, target, &td, &local, buf, sizeof(buf)))
+			continue;   /* an outside address: forwarded */
+		if (conf_find_mailbox(td, local) == NULL && conf_find_alias(td, local) == NULL)
+			conf_error_at(ctx, a->file, a->line,
+				      "alias %s: target %s@%s is neither a mailbox nor an alias",
+				      a->name, local, td->name);
+	}
+	if (alias_loops(conf, d, a, a, 0))
+		conf_error_at(ctx, a->file, a->line,
+			      "alias %s: its targets lead back to it (an alias loop)", a->name);
+}
+
+static void check_file(struct conf_load_ctx *ctx, const char *path, const char *what,
+		       const char *file, int line)
+{
+	if (path != NULL && access(path, R_OK) != 0)
+		conf_error_at(ctx, file, line, "%s %s: %s", what, path, strerror(errno));
+}
+
+static void check_tls_block(struct conf_load_ctx *ctx, const struct conf_tls *tls,
+			    const char *file, int line)
+{
+	if ((tls->cert_file == NULL) != (tls->key_file == NULL)) {
+		conf_error_at(ctx, file, line, "tls: cert and key go together");
+		return;
+	}
+	check_file(ctx, tls->cert_file, "tls cert", file, line);
+	check_file(ctx, tls->key_file, "tls key", file, line);
+}
+
+static void check_domain(struct conf_load_ctx *ctx, const struct warren_config *conf,
+			 const struct conf_domain *d, const struct conf_domain *prev)
+{
+	if (!valid_domain_name(d->name))
+		conf_error_at(ctx, d->file, d->line, "domain %s: not a valid domain name", d->name);
+	if (prev != NULL && strcmp(prev->name, d->name) == 0)
+		conf_error_at(ctx, d->file, d->line, "domain %s: defined twice (also at %s:%d)",
+			      d->name, prev->file, prev->line);
+	if (d->type == CONF_DOMAIN_REMOTE && d->relay_host == NULL)
+		conf_error_at(ctx, d->file, d->line,
+			      "domain %s: type = remote needs relay_host", d->name);
+	if (d->type == CONF_DOMAIN_LOCAL && d->relay_host != NULL)
+		conf_error_at(ctx, d->file, d->line,
+			      "domain %s: relay_host is only for type = remote", d->name);
+	check_tls_block(ctx, &d->tls, d->tls.file != NULL ? d->tls.file : d->file,
+			d->tls.file != NULL ? d->tls.line : d->line);
+	for (size_t m = 0; m < d->n_mailboxes; m++) {
+		const struct conf_mailbox *mb = &d->mailboxes[m];
+		if (!valid_local_part(mb->name))
+			conf_error_at(ctx, mb->file, mb->line, "mailbox %s: not a valid local part",
+				      mb->name);
+		if (m > 0 && strcmp(d->mailboxes[m - 1].name, mb->name) == 0)
+			conf_error_at(ctx, mb->file, mb->line,
+				      "mailbox %s: defined twice in domain %s (also at %s:%d)",
+				      mb->name, d->name, d->mailboxes[m - 1].file,
+				      d->mailboxes[m - 1].line);
+	}
+	for (size_t a = 0; a < d->n_aliases; a++) {
+		if (a > 0 && strcmp(d->aliases[a - 1].name, d->aliases[a].name) == 0)
+			conf_error_at(ctx, d->aliases[a].file, d->aliases[a].line,
+				      "alias %s: defined twice in domain %s", d->aliases[a].name,
+				      d->name);
+		check_alias(ctx, conf, d, &d->aliases[a]);
+	}
+}
+
+static void locate_tls(struct conf_load_ctx *ctx, cfg_t *parent, struct conf_tls *tls)
+{
+	cfg_t *sec = cfg_getsec(parent, "tls");
+	const char *file;
+	int line;
+	if (sec == NULL)
+		return;
+	if (conf_key_location(ctx, sec, "cert", &file, &line) ||
+	    conf_key_location(ctx, sec, "key", &file, &line)) {
+		tls->file = pool_strdup(ctx->pool, file);
+		tls->line = line;
+	}
+}
+
+void conf_check(struct conf_load_ctx *ctx, cfg_t *root, struct warren_config *conf)
+{
+	locate_tls(ctx, root, &conf->tls);
+	for (unsigned i = 0; i < cfg_size(root, "domain"); i++) {
+		cfg_t *sec = cfg_getnsec(root, "domain", i);
+		struct conf_domain *d = (struct conf_domain *)conf_find_domain(conf, cfg_title(sec));
+		if (d != NULL)
+			locate_tls(ctx, sec, &d->tls);
+	}
+	check_tls_block(ctx, &conf->tls, conf->tls.file != NULL ? conf->tls.file : conf->path,
+			conf->tls.line);
+	check_listeners(ctx, conf);
+	for (size_t i = 0; i < conf->n_domains; i++)
+		check_domain(ctx, conf, &conf->domains[i], i > 0 ? &conf->domains[i - 1] : NULL);
+	if (conf->default_domain != NULL && conf_find_domain(conf, conf->default_domain) == NULL)
+		conf_error_at(ctx, conf->path, 0, "default_domain %s: no such domain",
+			      conf->default_domain);
+}
+
+/* ---- TLS ------------------------------------------------------------------------ */
+
+static int tls_wanted(const struct warren_config *conf)
+{
+	for (size_t i = 0; i < conf->n_listeners; i++)
+		if (conf->listeners[i].tls != CONF_TLS_NONE)
+			return 1;
+	return 0;
+}
+
+void conf_build_tls(struct conf_load_ctx *ctx, struct warren_config *conf)
+{
+	if (!tls_wanted(conf) || conf->tls.cert_file == NULL)
+		return;
+	struct tls_settings settings = {
+		.cert_file = conf->tls.cert_file,
+		.key_file = conf->tls.key_file,
+		.min_protocol = conf->tls.min_protocol == CONF_TLS_V1_3 ? "TLSv1.3" : "TLSv1.2",
+		.ciphers = conf->tls.ciphers,
+		.ciphersuites = conf->tls.ciphersuites,
+	};
+	char *err = NULL;
+	conf->tls_server = tls_server_new(&settings, &err);
+	if (conf->tls_server == NULL) {
+		conf_error_at(ctx, conf->tls.file, conf->tls.line, "tls: %s", err);
+		free(err);
+		return;
+	}
+	for (size_t i = 0; i < conf->n_domains; i++) {
+		const struct conf_domain *d = &conf->domains[i];
+		if (d->tls.cert_file == NULL)
+			continue;
+		const char **names = x_calloc(d->n_hostnames + 1, sizeof(*names));
+		names[0] = d->name;
+		for (size_t h = 0; h < d->n_hostnames; h++)
+			names[h + 1] = d->hostnames[h];
+		if (tls_server_add_sni(conf->tls_server, d->tls.cert_file, d->tls.key_file,
+				       names, d->n_hostnames + 1, &err) < 0) {
+			conf_error_at(ctx, d->tls.file, d->tls.line, "domain %s: tls: %s",
+				      d->name, err);
+			free(err);
+		}
+		free(names);
+	}
+	if (ctx->n_errors > 0)
+		tls_server_free(&conf->tls_server);
+}

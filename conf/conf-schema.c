@@ -1,0 +1,217 @@
+/* conf-schema.c — every configuration key, its type, default, bounds and meaning. */
+#include "conf/conf.h"
+#include "conf/conf-schema.h"
+
+#include <limits.h>
+
+#define K(name_, type_, def_, min_, max_, field_, doc_) \
+	{ name_, type_, def_, min_, max_, NULL, field_, doc_, NULL }
+#define KE(name_, def_, choices_, field_, doc_) \
+	{ name_, KEY_ENUM, def_, 0, 0, choices_, field_, doc_, NULL }
+#define SUB(name_, section_, field_) \
+	{ name_, KEY_STR, NULL, 0, 0, NULL, field_, NULL, section_ }
+#define KEND { NULL, KEY_STR, NULL, 0, 0, NULL, 0, NULL, NULL }
+
+#define KB 1024LL
+#define MB (1024LL * KB)
+#define GB (1024LL * MB)
+
+static const char *const log_targets[] = { "stderr", "syslog", NULL };
+static const char *const log_levels[] = { "debug", "info", "warning", "error", NULL };
+static const char *const services[] = { "smtp", "submission", "imap", "pop3", "http", NULL };
+static const char *const tls_modes[] = { "none", "starttls", "implicit", NULL };
+static const char *const domain_types[] = { "local", "remote", NULL };
+static const char *const auth_backends[] = { "local", "pam", NULL };
+static const char *const pam_users[] = { "localpart", "address", NULL };
+static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
+
+#define CFG_OFF(field) offsetof(struct warren_config, field)
+#define TLS_OFF(field) offsetof(struct conf_tls, field)
+#define LIS_OFF(field) offsetof(struct conf_listener, field)
+#define DOM_OFF(field) offsetof(struct conf_domain, field)
+#define MBX_OFF(field) offsetof(struct conf_mailbox, field)
+#define ALI_OFF(field) offsetof(struct conf_alias, field)
+
+_Static_assert(offsetof(struct conf_alias, n_targets) ==
+	       offsetof(struct conf_alias, targets) + sizeof(void *), "strlist layout");
+_Static_assert(offsetof(struct conf_domain, n_hostnames) ==
+	       offsetof(struct conf_domain, hostnames) + sizeof(void *), "strlist layout");
+
+static const struct conf_key_def log_keys[] = {
+	KE("target", "stderr", log_targets, CFG_OFF(log.target),
+	   "Where log lines go: stderr (the master's terminal or a service manager's "
+	   "journal) or syslog (facility mail, as Postfix does)."),
+	KE("level", "info", log_levels, CFG_OFF(log.level),
+	   "Lowest level written: debug, info, warning or error."),
+	KEND
+};
+
+static const struct conf_key_def dns_keys[] = {
+	K("servers", KEY_STR, "", 0, 0, CFG_OFF(dns.servers),
+	  "Resolvers to ask, as \"ADDR[:PORT],...\" (IPv6 as \"[ADDR]:PORT\"); empty: "
+	  "the ones in /etc/resolv.conf."),
+	K("timeout", KEY_DURATION_MS, "5s", 100, 60000, CFG_OFF(dns.timeout_ms),
+	  "Time to wait for an answer before trying again."),
+	K("tries", KEY_INT, "2", 1, 10, CFG_OFF(dns.tries), "Attempts per query."),
+	KEND
+};
+
+static const struct conf_key_def auth_keys[] = {
+	K("threads", KEY_INT, "4", 1, 64, CFG_OFF(auth.threads),
+	  "Threads per daemon that verify passwords (yescrypt, PAM), apart from the "
+	  "threads that do mail work."),
+	K("queue_max", KEY_INT, "1024", 1, 1000000, CFG_OFF(auth.queue_max),
+	  "Logins waiting for a thread beyond this are answered with a temporary failure."),
+	K("cache_ttl", KEY_DURATION, "60s", 0, 86400, CFG_OFF(auth.cache_ttl_s),
+	  "How long a successful verification is remembered, so clients that open "
+	  "many connections do not pay the hash each time; 0 turns the cache off."),
+	K("cache_size", KEY_INT, "10000", 1, 10000000, CFG_OFF(auth.cache_size),
+	  "Successful verifications remembered at most."),
+	K("failure_delay", KEY_DURATION_MS, "1s", 0, 60000, CFG_OFF(auth.failure_delay_ms),
+	  "Delay before a failed login is answered; doubles with each further failure "
+	  "from the same address."),
+	K("failure_delay_max", KEY_DURATION_MS, "15s", 0, 600000,
+	  CFG_OFF(auth.failure_delay_max_ms), "Upper bound of the growing delay."),
+	KEND
+};
+
+static const struct conf_key_def tls_keys[] = {
+	K("cert", KEY_PATH, NULL, 0, 0, TLS_OFF(cert_file),
+	  "Certificate chain in PEM, leaf first."),
+	K("key", KEY_PATH, NULL, 0, 0, TLS_OFF(key_file), "Private key in PEM."),
+	KE("min_protocol", "TLSv1.2", tls_versions, TLS_OFF(min_protocol),
+	   "Oldest TLS version accepted: TLSv1.2 or TLSv1.3."),
+	K("ciphers", KEY_STR, NULL, 0, 0, TLS_OFF(ciphers),
+	  "OpenSSL cipher list for TLS 1.2; unset: forward-secret AEAD ciphers only."),
+	K("ciphersuites", KEY_STR, NULL, 0, 0, TLS_OFF(ciphersuites),
+	  "OpenSSL TLS 1.3 cipher suites; unset: OpenSSL's defaults."),
+	KEND
+};
+
+static const struct conf_key_def domain_tls_keys[] = {
+	K("cert", KEY_PATH, NULL, 0, 0, TLS_OFF(cert_file),
+	  "Certificate chain in PEM for this domain, chosen when the client asks for one "
+	  "of the domain's names (SNI)."),
+	K("key", KEY_PATH, NULL, 0, 0, TLS_OFF(key_file), "Private key in PEM."),
+	KEND
+};
+
+static const struct conf_section_def log_section = {
+	"log", 0, NULL, "Logging.", log_keys };
+static const struct conf_section_def dns_section = {
+	"dns", 0, NULL, "The DNS resolver used for MX, SPF and DNSBL lookups.", dns_keys };
+static const struct conf_section_def auth_section = {
+	"auth", 0, NULL, "Password verification.", auth_keys };
+static const struct conf_section_def tls_section = {
+	"tls", 0, NULL, "The default certificate and the TLS policy of every listener.",
+	tls_keys };
+static const struct conf_section_def domain_tls_section = {
+	"tls", 0, NULL, "The domain's own certificate (SNI).", domain_tls_keys };
+
+static const struct conf_key_def listener_keys[] = {
+	K("address", KEY_STR, "0.0.0.0", 0, 0, LIS_OFF(address),
+	  "IP address to listen on (IPv4 or IPv6; \"::\" for all IPv6 addresses)."),
+	K("port", KEY_INT, NULL, 1, 65535, LIS_OFF(port), "TCP port. Required."),
+	KE("service", NULL, services, LIS_OFF(service),
+	   "What is spoken: smtp (inbound MX), submission (AUTH required), imap, pop3, "
+	   "http. Required."),
+	KE("tls", "none", tls_modes, LIS_OFF(tls),
+	   "none, starttls (offered after the greeting) or implicit (TLS from the first "
+	   "byte, as on 465, 993 and 995)."),
+	K("tls_required", KEY_BOOL, "false", 0, 0, LIS_OFF(tls_required),
+	  "With starttls: refuse authentication and mail transactions until TLS is up."),
+	K("auth_plaintext", KEY_BOOL, "false", 0, 0, LIS_OFF(auth_plaintext),
+	  "Allow passwords over a connection without TLS (only for trusted networks)."),
+	K("max_connections", KEY_INT, "1000", 0, 1000000, LIS_OFF(max_connections),
+	  "Connections at once per daemon process; 0: no limit."),
+	K("max_connections_per_ip", KEY_INT, "50", 0, 1000000,
+	  LIS_OFF(max_connections_per_ip), "Connections at once from one client address; 0: no limit."),
+	K("idle_timeout", KEY_DURATION, "0", 0, 86400, LIS_OFF(idle_timeout_s),
+	  "Close a connection that sends nothing for this long; 0: the protocol's "
+	  "default (SMTP 5m, POP3 10m, IMAP 30m)."),
+	K("max_line_length", KEY_INT, "0", 0, 64 * 1024 * 1024, LIS_OFF(max_line_length),
+	  "Longest command line in bytes; 0: the protocol's default (SMTP 16384, POP3 "
+	  "8192, IMAP 2 MB since webmail clients send huge UID sets)."),
+	KEND
+};
+
+static const struct conf_key_def mailbox_keys[] = {
+	K("password", KEY_HASH, NULL, 0, 0, MBX_OFF(password),
+	  "Password hash from `warrenctl passwd` (yescrypt; bcrypt and SHA-512-crypt are "
+	  "accepted too). Not needed in PAM domains."),
+	K("quota", KEY_SIZE, "0", 0, LLONG_MAX, MBX_OFF(quota),
+	  "Most bytes the mailbox may hold; 0: no limit."),
+	K("max_message_size", KEY_SIZE, "0", 0, 4 * GB, MBX_OFF(max_message_size),
+	  "Largest message accepted for this mailbox; 0: the domain's limit."),
+	KEND
+};
+
+static const struct conf_key_def alias_keys[] = {
+	K("to", KEY_STRLIST, NULL, 0, 0, ALI_OFF(targets),
+	  "Where the mail goes: local parts of this domain (mailboxes or other aliases) "
+	  "or full addresses. Required."),
+	KEND
+};
+
+static const struct conf_section_def mailbox_section = {
+	"mailbox", SECTION_MULTI, "the local part (\"alice\" in alice@example.test)",
+	"A user's mailbox.", mailbox_keys };
+static const struct conf_section_def alias_section = {
+	"alias", SECTION_MULTI, "the local part of the alias address",
+	"An address that delivers to one or more other addresses.", alias_keys };
+
+static const struct conf_key_def domain_keys[] = {
+	KE("type", "local", domain_types, DOM_OFF(type),
+	   "local (mail is stored here) or remote (accepted here and relayed to relay_host)."),
+	KE("auth", "local", auth_backends, DOM_OFF(auth),
+	   "Where passwords are checked: local (hashes in this file) or pam (the system "
+	   "or Active Directory through a PAM stack)."),
+	K("pam_service", KEY_STR, "warren", 0, 0, DOM_OFF(pam_service),
+	  "PAM service name (a file in /etc/pam.d) for auth = pam."),
+	KE("pam_user", "localpart", pam_users, DOM_OFF(pam_user),
+	   "Name handed to PAM: localpart (\"alice\") or address (\"alice@example.test\")."),
+	K("relay_host", KEY_STR, NULL, 0, 0, DOM_OFF(relay_host),
+	  "For type = remote: the internal server (\"host[:port]\") mail is relayed to."),
+	K("hostnames", KEY_STRLIST, NULL, 0, 0, DOM_OFF(hostnames),
+	  "Host names clients use to reach this domain's mail (\"mail.example.org\"); "
+	  "they select the domain's certificate."),
+	K("max_message_size", KEY_SIZE, "0", 0, 4 * GB, DOM_OFF(max_message_size),
+	  "Largest message accepted for the domain; 0: the global max_message_size."),
+	SUB("tls", &domain_tls_section, DOM_OFF(tls)),
+	SUB("mailbox", &mailbox_section, 0),
+	SUB("alias", &alias_section, 0),
+	KEND
+};
+
+static const struct conf_section_def listener_section = {
+	"listener", SECTION_MULTI, "a name for the listener (\"smtp\", \"imaps\", ...)",
+	"A socket the suite listens on and the protocol spoken there.", listener_keys };
+static const struct conf_section_def domain_section = {
+	"domain", SECTION_MULTI, "the domain name", "A mail domain.", domain_keys };
+
+static const struct conf_key_def root_keys[] = {
+	K("hostname", KEY_STR, NULL, 0, 0, CFG_OFF(hostname),
+	  "This server's name in greetings and Received headers; unset: the system's "
+	  "host name."),
+	K("state_dir", KEY_PATH, "/var/lib/warren", 0, 0, CFG_OFF(state_dir),
+	  "Where the store, queue and run-time files live."),
+	K("user", KEY_STR, "warren", 0, 0, CFG_OFF(user),
+	  "Unprivileged user the daemons switch to when started as root."),
+	K("default_domain", KEY_STR, NULL, 0, 0, CFG_OFF(default_domain),
+	  "Domain assumed for logins given without \"@domain\"."),
+	K("max_message_size", KEY_SIZE, "50M", 1 * KB, 4 * GB, CFG_OFF(max_message_size),
+	  "Largest message accepted (SMTP SIZE, IMAP APPENDLIMIT)."),
+	SUB("log", &log_section, 0),
+	SUB("dns", &dns_section, 0),
+	SUB("auth", &auth_section, 0),
+	SUB("tls", &tls_section, CFG_OFF(tls)),
+	SUB("listener", &listener_section, 0),
+	SUB("domain", &domain_section, 0),
+	KEND
+};
+
+const struct conf_section_def conf_root_section = {
+	"(top level)", 0, NULL,
+	"Settings outside any block. `include(\"FILE\")` reads another file here; FILE "
+	"may be a pattern such as \"domains/*.conf\" and is relative to the including "
+	"file's folder.", root_keys };

@@ -1,0 +1,352 @@
+/* imap-session.c — IMAP session lifecycle: greeting, assembling commands with
+ * their literals, dispatching them, replies. */
+#include "imapd/imap-session.h"
+#include "common/log.h"
+#include "common/pool.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+struct imap_sessions {
+	struct imap_session *head;
+	unsigned long next_id;
+};
+
+static struct imap_sessions *sessions_of(struct service *svc)
+{
+	struct imap_sessions *list = service_data(svc);
+	if (list == NULL) {
+		list = x_calloc(1, sizeof(*list));
+		service_set_data(svc, list);
+	}
+	return list;
+}
+
+static const char *state_name(enum imap_state state)
+{
+	static const char *const names[] = { "NOT_AUTH", "AUTH", "SELECTED", "LOGOUT" };
+	return names[state];
+}
+
+void imap_enter_state(struct imap_session *s, enum imap_state state)
+{
+	if (s->state == state)
+		return;
+	log_debug("%s: state %s -> %s", s->id, state_name(s->state), state_name(state));
+	s->state = state;
+}
+
+void imap_tagged(struct imap_session *s, const char *status, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	net_conn_printf(s->conn, "%s %s %s\r\n", s->tag, status, text);
+	if (strcmp(status, "BAD") == 0)
+		s->bad++;
+}
+
+void imap_untagged(struct imap_session *s, const char *fmt, ...)
+{
+	char text[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	net_conn_printf(s->conn, "* %s\r\n", text);
+}
+
+void imap_session_wait(struct imap_session *s)
+{
+	s->mode = IMAP_INPUT_WAIT;
+	net_conn_pause_input(s->conn);
+}
+
+void imap_session_resume(struct imap_session *s)
+{
+	s->mode = IMAP_INPUT_LINE;
+	net_conn_resume_input(s->conn);
+}
+
+void imap_session_logout(struct imap_session *s)
+{
+	imap_enter_state(s, IMAP_STATE_LOGOUT);
+	net_conn_close(s->conn);
+}
+
+bool imap_plaintext_allowed(const struct imap_session *s)
+{
+	return net_conn_is_tls(s->conn) || s->listener->auth_plaintext;
+}
+
+const char *imap_capabilities(const struct imap_session *s, char *buf, size_t size)
+{
+	size_t o = (size_t)snprintf(buf, size, "IMAP4rev1 LITERAL+ SASL-IR ID");
+	if (s->state == IMAP_STATE_NOT_AUTH) {
+		if (s->listener->tls == CONF_TLS_STARTTLS && !net_conn_is_tls(s->conn) && o < size)
+			o += (size_t)snprintf(buf + o, size - o, " STARTTLS");
+		if (imap_plaintext_allowed(s)) {
+			if (o < size)
+				snprintf(buf + o, size - o, " AUTH=PLAIN AUTH=LOGIN");
+		} else if (o < size) {
+			snprintf(buf + o, size - o, " LOGINDISABLED");
+		}
+	}
+	return buf;
+}
+
+/* ---- commands ---- */
+
+static bool state_allows(const struct imap_session *s, unsigned flags)
+{
+	switch (s->state) {
+	case IMAP_STATE_NOT_AUTH: return flags & IMAP_CMD_NOT_AUTH;
+	case IMAP_STATE_AUTH: return flags & IMAP_CMD_AUTH;
+	case IMAP_STATE_SELECTED: return flags & IMAP_CMD_SELECTED;
+	default: return false;
+	}
+}
+
+/* Takes the tag for replies from a command that did not parse. */
+static void recover_tag(struct imap_session *s, const char *data, size_t len)
+{
+	const char *sp = memchr(data, ' ', len);
+	size_t tlen = sp != NULL ? (size_t)(sp - data) : len;
+	if (imap_valid_tag(data, tlen) && tlen <= IMAP_TAG_MAX) {
+		memcpy(s->tag, data, tlen);
+		s->tag[tlen] = '\0';
+	} else {
+		strcpy(s->tag, "*");
+	}
+}
+
+static void run_command(struct imap_session *s)
+{
+	struct pool *pool = pool_new(4096);
+	const char *tag, *name, *error;
+	struct imap_arg *args;
+	size_t n;
+	const char *data = buf_data(&s->cmd);
+	size_t len = buf_len(&s->cmd);
+
+	if (imap_parse_command(pool, data, len, &tag, &name, &args, &n, &error) < 0) {
+		recover_tag(s, data, len);
+		imap_tagged(s, "BAD", "Error in IMAP command: %s", error);
+		pool_free(&pool);
+		return;
+	}
+	snprintf(s->tag, sizeof(s->tag), "%s", tag);
+	const struct imap_command *cmd = imap_command_find(name);
+	if (cmd == NULL) {
+		imap_tagged(s, "BAD", "Unknown command");
+	} else if (!state_allows(s, cmd->flags)) {
+		imap_tagged(s, "BAD", "Command not allowed in this state");
+	} else {
+		cmd->handler(s, args, n);
+	}
+	/* passwords given to LOGIN live in the pool and the command buffer */
+	explicit_bzero((char *)data, len);
+	pool_free(&pool);
+}
+
+static void command_done(struct imap_session *s)
+{
+	run_command(s);
+	buf_clear(&s->cmd);
+	s->literal_total = 0;
+}
+
+/* A complete line of the command being assembled. */
+static void command_line(struct imap_session *s, const char *data, size_t len)
+{
+	struct imap_literal_info lit;
+	if (buf_append(&s->cmd, data, len) < 0) {
+		recover_tag(s, buf_data(&s->cmd), buf_len(&s->cmd));
+		imap_tagged(s, "BAD", "Command too long");
+		buf_clear(&s->cmd);
+		return;
+	}
+	int ret = imap_line_literal(data, len, &lit);
+	if (ret == 0) {
+		command_done(s);
+		return;
+	}
+	if (ret < 0 || lit.size > IMAP_COMMAND_LITERAL_MAX ||
+	    s->literal_total + lit.size > IMAP_COMMAND_LITERAL_MAX) {
+		recover_tag(s, buf_data(&s->cmd), buf_len(&s->cmd));
+		buf_clear(&s->cmd);
+		if (ret > 0 && lit.nonsync) {
+			/* the client is sending it anyway: we cannot find the next command */
+			imap_untagged(s, "BYE [TOOBIG] Literal too large");
+			imap_session_logout(s);
+			return;
+		}
+		imap_tagged(s, ret < 0 ? "BAD" : "NO", ret < 0 ? "Invalid literal size" :
+			    "[TOOBIG] Literal too large");
+		return;
+	}
+	buf_append(&s->cmd, "\r\n", 2);
+	s->literal_left = lit.size;
+	s->literal_total += lit.size;
+	s->mode = IMAP_INPUT_LITERAL;
+	if (!lit.nonsync)
+		net_conn_write_str(s->conn, "+ OK\r\n");
+}
+
+static void read_literal(struct imap_session *s)
+{
+	const char *data;
+	size_t avail = net_conn_input(s->conn, &data);
+	size_t take = avail < s->literal_left ? avail : (size_t)s->literal_left;
+	buf_append(&s->cmd, data, take);
+	net_conn_consume(s->conn, take);
+	s->literal_left -= take;
+	if (s->literal_left == 0)
+		s->mode = IMAP_INPUT_LINE;
+}
+
+static void handle_line(struct imap_session *s, const struct net_line *line)
+{
+	if (s->mode == IMAP_INPUT_SASL) {
+		char *copy = x_strndup(line->data, line->len);
+		imap_sasl_input(s, copy);
+		explicit_bzero(copy, line->len);
+		free(copy);
+		return;
+	}
+	command_line(s, line->data, line->len);
+}
+
+static void on_input(struct net_conn *conn, void *ctx)
+{
+	struct imap_session *s = ctx;
+	while (s->state != IMAP_STATE_LOGOUT && s->mode != IMAP_INPUT_WAIT &&
+	       !net_conn_output_full(conn)) {
+		if (s->mode == IMAP_INPUT_LITERAL) {
+			const char *data;
+			if (net_conn_input(conn, &data) == 0)
+				return;
+			read_literal(s);
+			continue;
+		}
+		struct net_line line;
+		enum net_line_status st = net_conn_read_line(conn, &line);
+		if (st == NET_LINE_NEED_MORE)
+			return;
+		if (st == NET_LINE_TOO_LONG) {
+			buf_clear(&s->cmd);
+			strcpy(s->tag, "*");
+			imap_tagged(s, "BAD", "Command line too long");
+			s->mode = IMAP_INPUT_LINE;
+		} else {
+			handle_line(s, &line);
+		}
+		if (s->bad >= IMAP_BAD_MAX && s->state != IMAP_STATE_LOGOUT) {
+			log_info("%s: too many invalid commands from [%s]", s->id,
+				 net_conn_peer_ip(conn));
+			imap_untagged(s, "BYE Too many invalid IMAP commands.");
+			imap_session_logout(s);
+		}
+	}
+}
+
+static void on_drain(struct net_conn *conn, void *ctx)
+{
+	on_input(conn, ctx);
+}
+
+static void greet(struct imap_session *s)
+{
+	char caps[512];
+	imap_untagged(s, "OK [CAPABILITY %s] Warren ready.",
+		      imap_capabilities(s, caps, sizeof(caps)));
+}
+
+static void on_tls_ready(struct net_conn *conn, void *ctx)
+{
+	struct imap_session *s = ctx;
+	log_info("%s: TLS connection established from [%s]: %s with cipher %s", s->id,
+		 net_conn_peer_ip(conn), net_conn_tls_version(conn), net_conn_tls_cipher(conn));
+	if (s->listener->tls == CONF_TLS_IMPLICIT)
+		greet(s);
+}
+
+static void on_timeout(struct net_conn *conn, void *ctx)
+{
+	struct imap_session *s = ctx;
+	log_info("%s: disconnected for inactivity: rip=%s", s->id, net_conn_peer_ip(conn));
+	imap_untagged(s, "BYE Disconnected for inactivity.");
+}
+
+static void on_close(struct net_conn *conn, void *ctx)
+{
+	struct imap_session *s = ctx;
+	struct imap_sessions *list = sessions_of(s->svc);
+	if (s->login != NULL)
+		service_login_cancel(s->login);
+	sasl_clear(&s->sasl);
+	log_info("%s: disconnected: user=<%s>, rip=%s", s->id,
+		 s->user != NULL ? s->user->address : "", net_conn_peer_ip(conn));
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		list->head = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	buf_free(&s->cmd);
+	conf_unref(&s->conf);
+	free(s);
+}
+
+static const struct net_conn_callbacks imap_conn_callbacks = {
+	.on_input = on_input,
+	.on_tls_ready = on_tls_ready,
+	.on_drain = on_drain,
+	.on_timeout = on_timeout,
+	.on_close = on_close,
+};
+
+void imap_session_accept(struct service *svc, struct net_conn *conn,
+			 struct warren_config *conf, const struct conf_listener *listener)
+{
+	struct imap_sessions *list = sessions_of(svc);
+	struct imap_session *s = x_calloc(1, sizeof(*s));
+	s->svc = svc;
+	s->conn = conn;
+	s->conf = conf;
+	s->listener = listener;
+	s->state = IMAP_STATE_NOT_AUTH;
+	s->mode = IMAP_INPUT_LINE;
+	strcpy(s->tag, "*");
+	buf_init(&s->cmd, (size_t)listener->max_line_length + IMAP_COMMAND_LITERAL_MAX + 64);
+	snprintf(s->id, sizeof(s->id), "%lX", ++list->next_id + ((unsigned long)getpid() << 20));
+	s->next = list->head;
+	if (list->head != NULL)
+		list->head->prev = s;
+	list->head = s;
+	net_conn_set_handler(conn, &imap_conn_callbacks, s);
+	log_info("%s: connect from [%s] to %s", s->id, net_conn_peer_ip(conn), listener->name);
+	if (listener->tls == CONF_TLS_IMPLICIT) {
+		if (net_conn_start_tls(conn, conf->tls_server) < 0)
+			net_conn_abort(conn);
+		return;
+	}
+	greet(s);
+}
+
+void imap_sessions_shutdown(struct service *svc)
+{
+	struct imap_sessions *list = sessions_of(svc);
+	for (struct imap_session *s = list->head; s != NULL; s = s->next) {
+		if (s->state == IMAP_STATE_LOGOUT)
+			continue;
+		imap_untagged(s, "BYE Server shutting down.");
+		imap_session_logout(s);
+	}
+}

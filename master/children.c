@@ -1,0 +1,170 @@
+/* children.c — starting, watching and restarting the protocol daemons. */
+#include "master/master.h"
+#include "common/log.h"
+#include "common/pool.h"
+#include "service/service.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static void child_spawn(struct master_child *c);
+
+void master_children_init(struct master *m)
+{
+	static const struct { const char *name; unsigned services; } defs[3] = {
+		{ "smtpd", (1u << CONF_SERVICE_SMTP) | (1u << CONF_SERVICE_SUBMISSION) },
+		{ "imapd", 1u << CONF_SERVICE_IMAP },
+		{ "pop3d", 1u << CONF_SERVICE_POP3 },
+	};
+	for (size_t i = 0; i < 3; i++) {
+		struct master_child *c = &m->children[i];
+		c->name = defs[i].name;
+		c->services = defs[i].services;
+		c->master = m;
+		c->backoff_ms = MASTER_RESTART_MIN_MS;
+		uv_timer_init(m->loop, &c->restart_timer);
+		c->restart_timer.data = c;
+		for (size_t l = 0; l < m->n_listeners; l++)
+			if (c->services & (1u << m->listeners[l].service))
+				c->wanted = true;
+	}
+}
+
+static void restart_cb(uv_timer_t *timer)
+{
+	struct master_child *c = timer->data;
+	if (!c->master->stopping)
+		child_spawn(c);
+}
+
+static void proc_close_cb(uv_handle_t *handle)
+{
+	(void)handle;
+}
+
+static void exit_cb(uv_process_t *proc, int64_t status, int term_signal)
+{
+	struct master_child *c = proc->data;
+	struct master *m = c->master;
+	c->running = false;
+	uv_close((uv_handle_t *)proc, proc_close_cb);
+	if (m->stopping) {
+		log_info("warren-%s stopped", c->name);
+		if (!master_children_running(m))
+			master_children_stopped(m);
+		return;
+	}
+	if (term_signal != 0)
+		log_warn("warren-%s (pid %d) killed by signal %d", c->name, proc->pid, term_signal);
+	else
+		log_warn("warren-%s (pid %d) exited with status %lld", c->name, proc->pid,
+			 (long long)status);
+	uint64_t ran = uv_now(m->loop) - c->started_at;
+	if (ran >= MASTER_STABLE_MS)
+		c->backoff_ms = MASTER_RESTART_MIN_MS;
+	log_info("restarting warren-%s in %u ms", c->name, c->backoff_ms);
+	uv_timer_start(&c->restart_timer, restart_cb, c->backoff_ms, 0);
+	c->backoff_ms = c->backoff_ms * 2 > MASTER_RESTART_MAX_MS ?
+		MASTER_RESTART_MAX_MS : c->backoff_ms * 2;
+}
+
+/* The environment of a daemon: ours, with its listening sockets named. */
+static char **child_env(const char *fds_spec)
+{
+	size_t n = 0;
+	while (environ[n] != NULL)
+		n++;
+	char **env = x_calloc(n + 2, sizeof(*env));
+	size_t o = 0, prefix = strlen(SERVICE_LISTEN_FDS_ENV);
+	for (size_t i = 0; i < n; i++)
+		if (!(strncmp(environ[i], SERVICE_LISTEN_FDS_ENV, prefix) == 0 &&
+		      environ[i][prefix] == '='))
+			env[o++] = environ[i];
+	size_t len = prefix + strlen(fds_spec) + 2;
+	env[o] = x_malloc(len);
+	snprintf(env[o], len, "%s=%s", SERVICE_LISTEN_FDS_ENV, fds_spec);
+	return env;
+}
+
+static void child_spawn(struct master_child *c)
+{
+	struct master *m = c->master;
+	uv_stdio_container_t stdio[3 + 64];
+	char spec[4096] = "";
+	size_t so = 0;
+	int count = 3;
+	for (int i = 0; i < 3; i++) {
+		stdio[i].flags = UV_INHERIT_FD;
+		stdio[i].data.fd = i;
+	}
+	for (size_t l = 0; l < m->n_listeners && count < (int)(sizeof(stdio) / sizeof(stdio[0])); l++) {
+		struct master_listener *ml = &m->listeners[l];
+		if (!(c->services & (1u << ml->service)) || ml->fd < 0)
+			continue;
+		stdio[count].flags = UV_INHERIT_FD;
+		stdio[count].data.fd = ml->fd;
+		so += (size_t)snprintf(spec + so, sizeof(spec) - so, "%s%s=%d", so ? "," : "",
+				       ml->name, count);
+		count++;
+	}
+	char program[4096];
+	snprintf(program, sizeof(program), "%s/warren-%s", m->exe_dir, c->name);
+	char *args[] = { program, "-c", m->config_path, NULL };
+	char **env = child_env(spec);
+	uv_process_options_t opts = {
+		.exit_cb = exit_cb,
+		.file = program,
+		.args = args,
+		.env = env,
+		.stdio_count = count,
+		.stdio = stdio,
+	};
+	c->proc.data = c;
+	int ret = uv_spawn(m->loop, &c->proc, &opts);
+	for (size_t i = 0; env[i] != NULL; i++)
+		if (strncmp(env[i], SERVICE_LISTEN_FDS_ENV "=", strlen(SERVICE_LISTEN_FDS_ENV) + 1) == 0)
+			free(env[i]);
+	free(env);
+	if (ret < 0) {
+		log_error("cannot start %s: %s", program, uv_strerror(ret));
+		uv_close((uv_handle_t *)&c->proc, proc_close_cb);
+		uv_timer_start(&c->restart_timer, restart_cb, c->backoff_ms, 0);
+		c->backoff_ms = c->backoff_ms * 2 > MASTER_RESTART_MAX_MS ?
+			MASTER_RESTART_MAX_MS : c->backoff_ms * 2;
+		return;
+	}
+	c->running = true;
+	c->started_at = uv_now(m->loop);
+	log_info("started warren-%s (pid %d)", c->name, c->proc.pid);
+}
+
+void master_children_start(struct master *m)
+{
+	for (size_t i = 0; i < 3; i++)
+		if (m->children[i].wanted)
+			child_spawn(&m->children[i]);
+}
+
+void master_children_signal(struct master *m, int signum)
+{
+	for (size_t i = 0; i < 3; i++) {
+		struct master_child *c = &m->children[i];
+		if (c->running)
+			uv_process_kill(&c->proc, signum);
+		if (signum == SIGTERM || signum == SIGKILL)
+			uv_timer_stop(&c->restart_timer);
+	}
+}
+
+bool master_children_running(const struct master *m)
+{
+	for (size_t i = 0; i < 3; i++)
+		if (m->children[i].running)
+			return true;
+	return false;
+}

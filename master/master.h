@@ -1,0 +1,59 @@
+/* master.h — the master process `warren` (private to master/). */
+#ifndef WARREN_MASTER_H
+#define WARREN_MASTER_H
+
+#include "conf/conf.h"
+
+#include <stdbool.h>
+#include <uv.h>
+
+/* Restart back-off for a daemon that keeps dying: doubles from MIN up to MAX,
+ * back to MIN once a daemon has run for MASTER_STABLE_MS. */
+#define MASTER_RESTART_MIN_MS 500
+#define MASTER_RESTART_MAX_MS 60000
+#define MASTER_STABLE_MS 30000
+/* How long daemons get to stop before they are killed. */
+#define MASTER_STOP_TIMEOUT_MS 10000
+
+struct master_listener {
+	char *name;
+	enum conf_service service;
+	char *address;
+	unsigned port;
+	int fd;
+};
+
+struct master_child {
+	const char *name;            /* "smtpd" → program warren-smtpd */
+	unsigned services;           /* 1 << enum conf_service it serves */
+	struct master *master;
+	uv_process_t proc;
+	bool running;
+	bool wanted;                 /* has listeners: keep it running */
+	uint64_t started_at;
+	unsigned backoff_ms;
+	uv_timer_t restart_timer;
+};
+
+struct master {
+	uv_loop_t *loop;
+	char *config_path;
+	char *exe_dir;
+	char *pid_file;
+	struct warren_config *conf;
+	struct master_listener *listeners;
+	size_t n_listeners;
+	struct master_child children[3];
+	uv_signal_t sighup, sigterm, sigint;
+	uv_timer_t stop_timer;
+	bool stopping;
+};
+
+/* children.c */
+void master_children_init(struct master *m);
+void master_children_start(struct master *m);
+void master_children_signal(struct master *m, int signum);
+bool master_children_running(const struct master *m);
+void master_children_stopped(struct master *m);   /* called when the last one exits */
+
+#endif
