@@ -477,6 +477,17 @@ unsigned net_listener_connections(const struct net_listener *l)
 	return l->connections;
 }
 
+unsigned net_listener_port(const struct net_listener *l)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	unsigned port = 0;
+	char ip[INET6_ADDRSTRLEN];
+	if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) == 0)
+		addr_to_text(&ss, ip, sizeof(ip), &port);
+	return port;
+}
+
 /* ---- connection setup --------------------------------------------------------------- */
 
 void net_conn_set_handler(struct net_conn *conn, const struct net_conn_callbacks *cb, void *ctx)

@@ -78,6 +78,8 @@ void net_listener_update(struct net_listener *listener,
 /* Stops accepting; connections already accepted go on. */
 void net_listener_close(struct net_listener *listener);
 unsigned net_listener_connections(const struct net_listener *listener);
+/* The port the listener is bound to (useful after binding port 0). */
+unsigned net_listener_port(const struct net_listener *listener);
 
 /* Binds a listening socket (the master does this before starting daemons). */
 int net_bind_socket(const char *address, unsigned port, int *fd_r, const char **error_r);

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,11 @@ void conf_locations_free(struct conf_load_ctx *ctx)
 		free(ctx->locations);
 		ctx->locations = next;
 	}
+	for (size_t i = 0; i < ctx->n_included; i++)
+		free(ctx->included[i]);
+	free(ctx->included);
+	ctx->included = NULL;
+	ctx->n_included = 0;
 	while (ctx->files != NULL) {
 		struct conf_file_lines *next = ctx->files->next;
 		free(ctx->files->path);
@@ -156,6 +162,58 @@ void conf_locations_free(struct conf_load_ctx *ctx)
 		free(ctx->files);
 		ctx->files = next;
 	}
+}
+
+/* ---- braces ------------------------------------------------------------------
+ * libConfuse 3.3 accepts a file that ends inside a block; find the unclosed one. */
+
+static void check_braces(struct conf_load_ctx *ctx, const char *path)
+{
+	struct conf_file_lines *f = file_lines(ctx, path);
+	if (f == NULL)
+		return;
+	int open_lines[CONF_BLOCK_DEPTH_MAX], depth = 0;
+	bool in_comment = false;
+	for (int l = 1; l <= f->n && f->lines[l] != NULL; l++) {
+		char quote = 0;
+		for (const char *p = f->lines[l]; *p != '\0'; p++) {
+			if (in_comment) {
+				if (p[0] == '*' && p[1] == '/') {
+					in_comment = false;
+					p++;
+				}
+			} else if (quote != 0) {
+				if (*p == '\\' && quote == '"' && p[1] != '\0')
+					p++;
+				else if (*p == quote)
+					quote = 0;
+			} else if (*p == '"' || *p == '\'') {
+				quote = *p;
+			} else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+				break;
+			} else if (p[0] == '/' && p[1] == '*') {
+				in_comment = true;
+				p++;
+			} else if (*p == '{') {
+				if (depth < CONF_BLOCK_DEPTH_MAX)
+					open_lines[depth] = l;
+				depth++;
+			} else if (*p == '}' && depth > 0) {
+				depth--;
+			}
+		}
+	}
+	if (depth > 0)
+		conf_error_at(ctx, path, open_lines[depth > CONF_BLOCK_DEPTH_MAX ?
+						    CONF_BLOCK_DEPTH_MAX - 1 : depth - 1],
+			      "this block is not closed: '}' missing before the end of the file");
+}
+
+void conf_check_files(struct conf_load_ctx *ctx)
+{
+	check_braces(ctx, ctx->path);
+	for (size_t i = 0; i < ctx->n_included; i++)
+		check_braces(ctx, ctx->included[i]);
 }
 
 /* ---- listeners --------------------------------------------------------------- */
@@ -354,11 +412,17 @@ static void check_domain(struct conf_load_ctx *ctx, const struct warren_config *
 		if (!valid_local_part(mb->name))
 			conf_error_at(ctx, mb->file, mb->line, "mailbox %s: not a valid local part",
 				      mb->name);
-		if (m > 0 && strcmp(d->mailboxes[m - 1].name, mb->name) == 0)
-			conf_error_at(ctx, mb->file, mb->line,
+		if (m > 0 && strcmp(d->mailboxes[m - 1].name, mb->name) == 0) {
+			/* name the later definition, point to the earlier one */
+			const struct conf_mailbox *a = &d->mailboxes[m - 1], *b = mb;
+			if (strcmp(a->file, b->file) == 0 && a->line > b->line) {
+				a = mb;
+				b = &d->mailboxes[m - 1];
+			}
+			conf_error_at(ctx, b->file, b->line,
 				      "mailbox %s: defined twice in domain %s (also at %s:%d)",
-				      mb->name, d->name, d->mailboxes[m - 1].file,
-				      d->mailboxes[m - 1].line);
+				      b->name, d->name, a->file, a->line);
+		}
 	}
 	for (size_t a = 0; a < d->n_aliases; a++) {
 		if (a > 0 && strcmp(d->aliases[a - 1].name, d->aliases[a].name) == 0)

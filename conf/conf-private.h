@@ -10,6 +10,8 @@
 
 /* Bytes of error text collected before further errors are dropped. */
 #define CONF_ERRORS_MAX (64 * 1024)
+/* Nesting of { } blocks followed when checking that every block is closed. */
+#define CONF_BLOCK_DEPTH_MAX 64
 /* include() calls per load: stops include loops. */
 #define CONF_INCLUDES_MAX 10000
 
@@ -25,6 +27,8 @@ struct conf_load_ctx {
 	unsigned includes;
 	struct conf_location *locations;      /* where each value was read */
 	struct conf_file_lines *files;        /* file texts, for section lines */
+	char **included;                      /* every file include() read */
+	size_t n_included;
 };
 
 void conf_error_at(struct conf_load_ctx *ctx, const char *file, int line,
@@ -43,6 +47,8 @@ int conf_key_location(struct conf_load_ctx *ctx, cfg_t *cfg, const char *key,
 int conf_section_line(struct conf_load_ctx *ctx, cfg_t *sec, const char *keyword);
 void conf_locations_free(struct conf_load_ctx *ctx);
 
+/* Checks the files themselves (every block closed). */
+void conf_check_files(struct conf_load_ctx *ctx);
 /* Checks across values (duplicates, references, required keys) after copying. */
 void conf_check(struct conf_load_ctx *ctx, cfg_t *root, struct warren_config *conf);
 /* Loads the certificates into conf->tls_server. */

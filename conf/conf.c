@@ -135,6 +135,9 @@ static void choices_text(const char *const *choices, char *out, size_t size)
 static const struct conf_key_def *find_key(const struct conf_section_def *sec,
 					   const char *section_name, const char *key)
 {
+	/* libConfuse names the top level "root" */
+	if (sec == &conf_root_section && strcmp(section_name, "root") == 0)
+		section_name = conf_root_section.name;
 	for (const struct conf_key_def *k = sec->keys; k->name != NULL; k++) {
 		if (k->section == NULL && strcmp(sec->name, section_name) == 0 &&
 		    strcmp(k->name, key) == 0)
@@ -253,6 +256,21 @@ static int validate_key(cfg_t *cfg, cfg_opt_t *opt)
 
 /* ---- include("FILE") with patterns, relative to the including file ---------- */
 
+/* Records an included file; -1 when it was read before (an include loop, or the
+ * same definitions twice). Refusing early also keeps libConfuse from recursing
+ * until its own depth limit, whose error path leaks its lexer buffers. */
+static int ctx_note_included(struct conf_load_ctx *ctx, const char *path)
+{
+	if (strcmp(ctx->path, path) == 0)
+		return -1;
+	for (size_t i = 0; i < ctx->n_included; i++)
+		if (strcmp(ctx->included[i], path) == 0)
+			return -1;
+	ctx->included = x_realloc(ctx->included, (ctx->n_included + 1) * sizeof(char *));
+	ctx->included[ctx->n_included++] = x_strdup(path);
+	return 0;
+}
+
 static int conf_include(cfg_t *cfg, cfg_opt_t *opt, int argc, const char **argv)
 {
 	if (argc != 1) {
@@ -272,7 +290,7 @@ static int conf_include(cfg_t *cfg, cfg_opt_t *opt, int argc, const char **argv)
 		return 1;
 	}
 	glob_t g;
-	int ret = glob(pattern, GLOB_ERR, NULL, &g);
+	int ret = glob(pattern, 0, NULL, &g);
 	if (ret == GLOB_NOMATCH) {
 		if (strpbrk(argv[0], "*?[") != NULL)
 			return 0;   /* an empty pattern is fine: no domains yet */
@@ -288,6 +306,12 @@ static int conf_include(cfg_t *cfg, cfg_opt_t *opt, int argc, const char **argv)
 		const char *path = g.gl_pathv[i - 1];
 		if (access(path, R_OK) != 0) {
 			cfg_error(cfg, "include(\"%s\"): %s: %s", argv[0], path, strerror(errno));
+			globfree(&g);
+			return 1;
+		}
+		if (ctx_note_included(current_load, path) < 0) {
+			cfg_error(cfg, "include(\"%s\"): %s is read more than once (an include loop?)",
+				  argv[0], path);
 			globfree(&g);
 			return 1;
 		}
@@ -571,7 +595,8 @@ int conf_load(const char *path, unsigned flags, struct warren_config **conf_r, c
 
 	if (access(ctx.path, R_OK) != 0) {
 		conf_error_at(&ctx, NULL, 0, "%s: %s", ctx.path, strerror(errno));
-	} else if (cfg_parse(cfg, ctx.path) == CFG_SUCCESS && ctx.n_errors == 0) {
+	} else if (cfg_parse(cfg, ctx.path) == CFG_SUCCESS && ctx.n_errors == 0 &&
+		   (conf_check_files(&ctx), ctx.n_errors == 0)) {
 		ctx.pool = pool_new(16384);
 		struct warren_config *conf = conf_snapshot_alloc(ctx.pool);
 		conf->path = pool_strdup(ctx.pool, ctx.path);

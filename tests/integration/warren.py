@@ -1,0 +1,267 @@
+"""Start and stop a real Warren suite on loopback for integration tests.
+
+A WarrenInstance writes a configuration into a fresh temporary folder, starts
+build/bin/warren on it, waits until every listener accepts connections, and
+stops it (SIGTERM, then SIGKILL) at the end. Everything is stdlib-only and runs
+under Debian's /usr/bin/python3.
+
+When the tests run as root (as in CI), the daemons drop privileges to "nobody",
+so the folder is made world-readable (files hold nothing secret but test keys).
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import textwrap
+import time
+
+BUILD = os.environ.get("WARREN_BUILD",
+                       os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+SOURCE = os.environ.get("WARREN_SOURCE",
+                        os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.path.join(BUILD, "bin")
+
+# yescrypt hash of "secret" (made with `warrenctl passwd`)
+SECRET_HASH = "$y$j9T$KZcm/P0w5ErqCyNNmLYhX/$zQiryOTt2Yq.tIXMrhCF5NrmBiwqImVnWONvkn/W/o8"
+
+LISTENERS = {
+    # name: (service, tls mode)
+    "smtp": ("smtp", "starttls"),
+    "submission": ("submission", "starttls"),
+    "submissions": ("submission", "implicit"),
+    "imap": ("imap", "starttls"),
+    "imaps": ("imap", "implicit"),
+    "pop3": ("pop3", "starttls"),
+    "pop3s": ("pop3", "implicit"),
+}
+
+
+def free_port(address="127.0.0.1"):
+    """A TCP port that is free on address right now."""
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+def make_cert(directory, name, sans):
+    """A self-signed certificate for sans; returns (cert_path, key_path)."""
+    cert = os.path.join(directory, name + ".pem")
+    key = os.path.join(directory, name + ".key")
+    alt = ",".join(("IP:" + s) if s[0].isdigit() else ("DNS:" + s) for s in sans)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-sha256", "-days", "30",
+         "-nodes", "-keyout", key, "-out", cert, "-subj", "/CN=" + sans[0],
+         "-addext", "subjectAltName=" + alt],
+        check=True, capture_output=True)
+    os.chmod(key, 0o644)
+    return cert, key
+
+
+def client_context():
+    """TLS client context that accepts the test's self-signed certificates."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def wait_port(address, port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class WarrenInstance:
+    """One running suite. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, address="127.0.0.1", listeners=None, domains=None, extra="",
+                 env=None, log_level="debug", listener_extra=None):
+        self.dir = tempfile.mkdtemp(prefix="warren-test-")
+        os.chmod(self.dir, 0o755)
+        self.address = address
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.extra = extra
+        self.log_level = log_level
+        self.listener_extra = listener_extra or {}
+        self.ports = {}
+        self.listeners = dict(LISTENERS if listeners is None else listeners)
+        for name in self.listeners:
+            self.ports[name] = free_port(address)
+        self.cert, self.key = make_cert(self.dir, "default",
+                                        ["mail.warren.test", "localhost", "127.0.0.1"])
+        self.domains = domains if domains is not None else {
+            "example.test": textwrap.dedent(f"""\
+                mailbox alice {{ password = "{SECRET_HASH}" }}
+                mailbox bob {{ password = "{SECRET_HASH}" }}
+                alias info {{ to = {{ "alice", "bob" }} }}
+            """),
+            "example.org": textwrap.dedent(f"""\
+                mailbox carol {{ password = "{SECRET_HASH}" }}
+            """),
+        }
+        self.config_path = os.path.join(self.dir, "warren.conf")
+        self.log_path = os.path.join(self.dir, "warren.log")
+        self.proc = None
+        self.write_config()
+
+    # ---- configuration ----
+
+    def user(self):
+        if os.geteuid() == 0:
+            return "nobody"
+        return pwd.getpwuid(os.geteuid()).pw_name
+
+    def listener_block(self, name, service, tls):
+        extra = self.listener_extra.get(name, "")
+        return textwrap.dedent(f"""\
+            listener {name} {{
+                address = "{self.address}"
+                port = {self.ports[name]}
+                service = {service}
+                tls = {tls}
+            {textwrap.indent(extra, "    ")}}}
+            """)
+
+    def domain_block(self, name, body):
+        return f'domain "{name}" {{\n{textwrap.indent(body, "    ")}}}\n'
+
+    def config_text(self):
+        parts = [textwrap.dedent(f"""\
+            hostname = "mail.warren.test"
+            state_dir = "state"
+            user = "{self.user()}"
+            log {{ level = {self.log_level} }}
+            auth {{ failure_delay = 100ms  failure_delay_max = 400ms }}
+            tls {{ cert = "default.pem"  key = "default.key" }}
+            """)]
+        parts.append(self.extra)
+        for name, (service, tls) in self.listeners.items():
+            parts.append(self.listener_block(name, service, tls))
+        parts.append('include("domains/*.conf")\n')
+        return "\n".join(parts)
+
+    def write_config(self):
+        domains_dir = os.path.join(self.dir, "domains")
+        shutil.rmtree(domains_dir, ignore_errors=True)
+        os.makedirs(domains_dir)
+        os.chmod(domains_dir, 0o755)
+        for name, body in self.domains.items():
+            path = os.path.join(domains_dir, name + ".conf")
+            with open(path, "w") as f:
+                f.write(self.domain_block(name, body))
+            os.chmod(path, 0o644)
+        with open(self.config_path, "w") as f:
+            f.write(self.config_text())
+        os.chmod(self.config_path, 0o644)
+
+    # ---- process ----
+
+    def start(self, wait=True):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([os.path.join(BIN, "warren"), "-c", self.config_path],
+                                     stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=self.env)
+        if wait:
+            for name in self.listeners:
+                if not wait_port(self.address, self.ports[name]):
+                    self.stop()
+                    raise RuntimeError(f"listener {name} did not come up:\n{self.log()}")
+            self.wait_log("started (", count=self.expected_daemons())
+        return self
+
+    def expected_daemons(self):
+        services = {s for s, _ in self.listeners.values()}
+        n = 0
+        n += bool(services & {"smtp", "submission"})
+        n += "imap" in services
+        n += "pop3" in services
+        return n
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        self.logf.close()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if any(exc):
+            print("---- warren log ----")
+            print(self.log()[-20000:])
+        self.cleanup()
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, text, count=1, timeout=10.0):
+        """Waits until text appears count times in the log; returns the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log()
+            if log.count(text) >= count:
+                return log
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} x{count} not in log:\n{self.log()[-5000:]}")
+
+    def children(self):
+        """{daemon name: pid} of the master's running children."""
+        found = {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read()
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")[0].decode()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == self.proc.pid and os.path.basename(cmd).startswith("warren-"):
+                found[os.path.basename(cmd)[len("warren-"):]] = int(pid)
+        return found
+
+    # ---- clients ----
+
+    def port(self, name):
+        return self.ports[name]
+
+    def connect(self, name, tls=None, server_hostname=None, timeout=10):
+        """A connected socket to a listener; TLS-wrapped for implicit listeners."""
+        sock = socket.create_connection((self.address, self.ports[name]), timeout=timeout)
+        if tls is None:
+            tls = self.listeners[name][1] == "implicit"
+        if tls:
+            sock = client_context().wrap_socket(sock, server_hostname=server_hostname)
+        return sock
