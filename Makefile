@@ -18,8 +18,7 @@ build: deps
 	@cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	@scripts/mkcert.sh run/tls
-	exec $(BUILD)/bin/warren -c $(CONF)
+	@BUILD=$(BUILD) scripts/run-example.sh $(CONF)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
