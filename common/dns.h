@@ -47,7 +47,7 @@ struct dns_result {
 	union {
 		char **addrs;        /* A / AAAA: addresses in text form */
 		struct dns_mx *mx;   /* MX: sorted by preference, ties in answer order */
-		char **txt;          /* TXT: each record's strings concatenated */
+		char **txt;          /* TXT: each record's strings concatenated (cut at a NUL) */
 		char **names;        /* PTR: host names */
 	} u;
 };
@@ -56,19 +56,25 @@ struct dns_result {
 typedef void dns_callback(const struct dns_result *result, void *ctx);
 
 /* servers: comma-separated "ADDR[:PORT]" list (IPv6 as "[ADDR]:PORT"), or NULL/""
- * for the system's /etc/resolv.conf. timeout_ms per try, tries in total. */
+ * for the system's /etc/resolv.conf. timeout_ms is the first try's timeout (c-ares
+ * doubles it each round); tries in total. 0 keeps c-ares' defaults (5 s, 4 tries:
+ * over a minute with one server), so daemons pass their own values. */
 struct dns_resolver *dns_resolver_new(uv_loop_t *loop, const char *servers,
 				      unsigned timeout_ms, unsigned tries,
 				      const char **error_r);
 /* Cancels every pending query (their callbacks are not called) and frees the
- * resolver once c-ares and libuv have let go of their handles. */
+ * resolver once c-ares and libuv have let go of their handles: the caller must run
+ * the loop afterwards before uv_loop_close(). Every query handle is invalid after
+ * this. May be called from inside a query callback. */
 void dns_resolver_free(struct dns_resolver **resolver);
 
 /* Starts a lookup. The returned handle stays valid until the callback has run
  * or dns_cancel() was called. */
 struct dns_query *dns_lookup(struct dns_resolver *resolver, enum dns_type type,
 			     const char *name, dns_callback *cb, void *ctx);
-/* The callback of this query will not be called. */
+/* The callback of this query will not be called. Not from inside that query's own
+ * callback. A cancelled query keeps its c-ares slot (counting against
+ * DNS_MAX_INFLIGHT) until its answer or timeout arrives. */
 void dns_cancel(struct dns_query *query);
 
 const char *dns_status_str(enum dns_status status);
