@@ -45,23 +45,27 @@ struct auth_check {
 	const char *password;
 	const char *hash;         /* HASH: the stored hash; NULL means "no such user" */
 	const char *pam_service;  /* PAM: service name */
-	const char *pam_user;     /* PAM: user name handed to PAM */
+	const char *pam_user;     /* PAM: user name handed to PAM (NULL: login) */
 	const char *client_ip;    /* for the failure delay and PAM_RHOST; may be NULL */
 };
 
 typedef void auth_callback(enum auth_result result, void *ctx);
 
+/* NULL when no auth thread could be started. */
 struct auth_pool *auth_pool_new(uv_loop_t *loop, const struct auth_pool_settings *settings);
 /* Changes cache and delay settings (on reload); thread count stays. */
 void auth_pool_reconfigure(struct auth_pool *pool, const struct auth_pool_settings *settings);
-/* Waits for running checks, drops queued ones (their callbacks are not called). */
+/* Waits for running checks, drops queued ones (their callbacks are not called).
+ * The memory goes in a close callback: run the loop once more afterwards. May be
+ * called from inside an auth callback. */
 void auth_pool_free(struct auth_pool **pool);
 
 /* Starts a check; strings are copied. The callback runs once, later, on the loop
  * thread, unless auth_cancel() is called first. */
 struct auth_job *auth_verify(struct auth_pool *pool, const struct auth_check *check,
 			     auth_callback *cb, void *ctx);
-/* The session went away: the callback will not be called. */
+/* The session went away: the callback will not be called. The handle is invalid
+ * once the callback has run; do not cancel it then. */
 void auth_cancel(struct auth_job *job);
 
 /* Blocking primitives (used by the auth threads, warrenctl and tests). */

@@ -40,7 +40,9 @@ int sasl_mech_parse(const char *name, enum sasl_mech *mech_r);
  * in base64, "=" for an empty one, or NULL when the client sent none. */
 enum sasl_status sasl_begin(struct sasl_state *state, enum sasl_mech mech,
 			    const char *initial, const char **challenge_r);
-/* The client's next line (base64, surrounding spaces ignored). */
+/* The client's next line (base64, surrounding spaces ignored). *challenge_r is
+ * NULL unless the result is SASL_CONTINUE; a step after DONE, BAD or CANCEL
+ * returns SASL_BAD. */
 enum sasl_status sasl_step(struct sasl_state *state, const char *response,
 			   const char **challenge_r);
 /* Wipes the credentials from memory. */

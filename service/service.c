@@ -314,6 +314,10 @@ int service_main(int argc, char **argv, const struct service_def *def)
 	struct auth_pool_settings as;
 	auth_settings(svc->conf, &as);
 	svc->auth = auth_pool_new(svc->loop, &as);
+	if (svc->auth == NULL) {
+		log_error("cannot start the authentication threads");
+		return 1;
+	}
 
 	uv_signal_init(svc->loop, &svc->sighup);
 	uv_signal_init(svc->loop, &svc->sigterm);
