@@ -28,7 +28,80 @@ struct conf_file_lines {
 	char *text;
 	char **lines;    /* lines[1..n] point into text */
 	int n;
+	int *confuse_start;  /* [1..n]: libConfuse's line number at the start of each line */
 };
+
+/* libConfuse 3.3 (Debian 12) miscounts lines: each '#' or '//' comment adds two
+ * lines too many and each block comment one (measured with a probe program). This
+ * replays its count over the file, so its line numbers can be turned back into
+ * the file's own. */
+static void confuse_line_map(struct conf_file_lines *f, size_t len, int lines)
+{
+	f->confuse_start = x_calloc((size_t)lines + 2, sizeof(int));
+	int real = 1, c = 1;
+	f->confuse_start[1] = 1;
+	enum { NORMAL, DQUOTE, SQUOTE, LINE_COMMENT, BLOCK_COMMENT } st = NORMAL;
+	for (size_t i = 0; i < len; i++) {
+		char ch = f->text[i], next = i + 1 < len ? f->text[i + 1] : '\0';
+		if (ch == '\n') {
+			if (st == LINE_COMMENT)
+				st = NORMAL;
+			real++;
+			c++;
+			if (real <= lines)
+				f->confuse_start[real] = c;
+			continue;
+		}
+		switch (st) {
+		case NORMAL:
+			if (ch == '"')
+				st = DQUOTE;
+			else if (ch == '\'')
+				st = SQUOTE;
+			else if (ch == '#' || (ch == '/' && next == '/')) {
+				st = LINE_COMMENT;
+				c += 2;
+			} else if (ch == '/' && next == '*') {
+				st = BLOCK_COMMENT;
+				c += 1;
+				i++;
+			}
+			break;
+		case DQUOTE:
+			if (ch == '\\' && next != '\0' && next != '\n')
+				i++;
+			else if (ch == '"')
+				st = NORMAL;
+			break;
+		case SQUOTE:
+			if (ch == '\'')
+				st = NORMAL;
+			break;
+		case BLOCK_COMMENT:
+			if (ch == '*' && next == '/') {
+				st = NORMAL;
+				i++;
+			}
+			break;
+		case LINE_COMMENT:
+			break;
+		}
+	}
+}
+
+static struct conf_file_lines *file_lines(struct conf_load_ctx *ctx, const char *path);
+
+int conf_real_line(struct conf_load_ctx *ctx, const char *path, int confuse_line)
+{
+	struct conf_file_lines *f = path != NULL ? file_lines(ctx, path) : NULL;
+	if (f == NULL || confuse_line <= 0)
+		return confuse_line;
+	int real = 1;
+	for (int l = 1; l <= f->n; l++)
+		if (f->confuse_start[l] <= confuse_line)
+			real = l;
+	return real;
+}
 
 /* ---- locations ------------------------------------------------------------- */
 
@@ -38,7 +111,7 @@ void conf_note_location(struct conf_load_ctx *ctx, cfg_t *cfg, const char *key)
 	loc->cfg = cfg;
 	loc->key = key;
 	loc->file = x_strdup(cfg->filename != NULL ? cfg->filename : ctx->path);
-	loc->line = cfg->line;
+	loc->line = conf_real_line(ctx, loc->file, cfg->line);
 	loc->next = ctx->locations;
 	ctx->locations = loc;
 }
@@ -85,6 +158,7 @@ static struct conf_file_lines *file_lines(struct conf_load_ctx *ctx, const char 
 	int lines = 1;
 	for (size_t i = 0; i < len; i++)
 		lines += f->text[i] == '\n';
+	confuse_line_map(f, len, lines);
 	f->lines = x_calloc((size_t)lines + 1, sizeof(*f->lines));
 	char *p = f->text;
 	for (int l = 1; l <= lines; l++) {
@@ -134,7 +208,8 @@ int conf_section_line(struct conf_load_ctx *ctx, cfg_t *sec, const char *keyword
 	if (f == NULL)
 		return sec->line;
 	const char *title = cfg_title(sec);
-	for (int l = sec->line < f->n ? sec->line : f->n; l >= 1; l--) {
+	int start = conf_real_line(ctx, sec->filename, sec->line);
+	for (int l = start < f->n ? start : f->n; l >= 1; l--) {
 		if (f->lines[l] != NULL && line_opens(f->lines[l], keyword, title))
 			return l;
 	}
@@ -158,6 +233,7 @@ void conf_locations_free(struct conf_load_ctx *ctx)
 		struct conf_file_lines *next = ctx->files->next;
 		free(ctx->files->path);
 		free(ctx->files->text);
+		free(ctx->files->confuse_start);
 		free(ctx->files->lines);
 		free(ctx->files);
 		ctx->files = next;

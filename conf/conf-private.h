@@ -45,6 +45,8 @@ int conf_key_location(struct conf_load_ctx *ctx, cfg_t *cfg, const char *key,
 /* The line where a block starts ("keyword title {"); libConfuse only knows the
  * line where it ends. */
 int conf_section_line(struct conf_load_ctx *ctx, cfg_t *sec, const char *keyword);
+/* The file's own line number for a line number libConfuse reported in it. */
+int conf_real_line(struct conf_load_ctx *ctx, const char *path, int confuse_line);
 void conf_locations_free(struct conf_load_ctx *ctx);
 
 /* Checks the files themselves (every block closed). */

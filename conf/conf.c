@@ -51,7 +51,7 @@ static void confuse_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	char msg[1024];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	const char *file = cfg != NULL && cfg->filename != NULL ? cfg->filename : ctx->path;
-	int line = cfg != NULL ? cfg->line : 0;
+	int line = cfg != NULL ? conf_real_line(ctx, file, cfg->line) : 0;
 	conf_error_at(ctx, file, line, "%s", msg);
 }
 

@@ -95,11 +95,14 @@ void imap_cmd_authenticate(struct imap_session *s, const struct imap_arg *args, 
 		return;
 	}
 	const char *challenge = NULL;
-	sasl_result(s, sasl_begin(&s->sasl, m, initial, &challenge), challenge);
+	/* sasl_begin sets challenge: call it before reading challenge */
+	enum sasl_status st = sasl_begin(&s->sasl, m, initial, &challenge);
+	sasl_result(s, st, challenge);
 }
 
 void imap_sasl_input(struct imap_session *s, const char *line)
 {
 	const char *challenge = NULL;
-	sasl_result(s, sasl_step(&s->sasl, line, &challenge), challenge);
+	enum sasl_status st = sasl_step(&s->sasl, line, &challenge);
+	sasl_result(s, st, challenge);
 }

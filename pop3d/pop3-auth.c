@@ -116,12 +116,15 @@ void pop3_cmd_auth(struct pop3_session *s, const char *args)
 		return;
 	}
 	const char *challenge = NULL;
-	sasl_result(s, sasl_begin(&s->sasl, m, initial[0] != '\0' ? initial : NULL, &challenge),
-		    challenge);
+	/* sasl_begin sets challenge: call it before reading challenge */
+	enum sasl_status st = sasl_begin(&s->sasl, m, initial[0] != '\0' ? initial : NULL,
+					 &challenge);
+	sasl_result(s, st, challenge);
 }
 
 void pop3_sasl_input(struct pop3_session *s, const char *line)
 {
 	const char *challenge = NULL;
-	sasl_result(s, sasl_step(&s->sasl, line, &challenge), challenge);
+	enum sasl_status st = sasl_step(&s->sasl, line, &challenge);
+	sasl_result(s, st, challenge);
 }
