@@ -59,6 +59,13 @@ static void exit_cb(uv_process_t *proc, int64_t status, int term_signal)
 			master_children_stopped(m);
 		return;
 	}
+	if (m->recovering) {
+		log_info("warren-%s stopped for the store's recovery", c->name);
+		/* recover on the next loop turn, once the process handles are closed */
+		if (!master_children_running(m))
+			uv_timer_start(&m->stop_timer, master_recover_timer_cb, 0, 0);
+		return;
+	}
 	if (term_signal != 0)
 		log_warn("warren-%s (pid %d) killed by signal %d", c->name, proc->pid, term_signal);
 	else
@@ -67,10 +74,22 @@ static void exit_cb(uv_process_t *proc, int64_t status, int term_signal)
 	uint64_t ran = uv_now(m->loop) - c->started_at;
 	if (ran >= MASTER_STABLE_MS)
 		c->backoff_ms = MASTER_RESTART_MIN_MS;
-	log_info("restarting warren-%s in %u ms", c->name, c->backoff_ms);
-	uv_timer_start(&c->restart_timer, restart_cb, c->backoff_ms, 0);
+	unsigned delay = c->backoff_ms;
 	c->backoff_ms = c->backoff_ms * 2 > MASTER_RESTART_MAX_MS ?
 		MASTER_RESTART_MAX_MS : c->backoff_ms * 2;
+	/* A daemon that died abnormally was attached to the store: Berkeley DB's
+	 * DB_REGISTER then requires recovery before anyone opens the store again
+	 * (DESIGN.md: stop them all, recover, start them again). The daemon that died
+	 * keeps its back-off, so one that crashes at once does not recover in a loop. */
+	if (term_signal != 0 || status != 0) {
+		log_info("restarting warren-%s in %u ms, after the store's recovery", c->name, delay);
+		c->restart_delay_ms = delay;
+		c->crashed = true;
+		master_store_recover(m, "a daemon ended abnormally");
+		return;
+	}
+	log_info("restarting warren-%s in %u ms", c->name, delay);
+	uv_timer_start(&c->restart_timer, restart_cb, delay, 0);
 }
 
 /* The environment of a daemon: ours, with its listening sockets named. */
@@ -145,9 +164,17 @@ static void child_spawn(struct master_child *c)
 
 void master_children_start(struct master *m)
 {
-	for (size_t i = 0; i < 3; i++)
-		if (m->children[i].wanted)
-			child_spawn(&m->children[i]);
+	for (size_t i = 0; i < 3; i++) {
+		struct master_child *c = &m->children[i];
+		if (!c->wanted)
+			continue;
+		if (c->crashed) {
+			c->crashed = false;
+			uv_timer_start(&c->restart_timer, restart_cb, c->restart_delay_ms, 0);
+		} else {
+			child_spawn(c);
+		}
+	}
 }
 
 void master_children_signal(struct master *m, int signum)

@@ -201,12 +201,13 @@ void master_children_stopped(struct master *m)
 	for (size_t i = 0; i < 3; i++)
 		uv_close((uv_handle_t *)&m->children[i].restart_timer, close_noop);
 	close_listeners(m);
+	master_store_stop(m);
 	if (m->pid_file != NULL)
 		unlink(m->pid_file);
 	log_info("stopped");
 }
 
-static void stop_timeout_cb(uv_timer_t *timer)
+void master_stop_timeout_cb(uv_timer_t *timer)
 {
 	struct master *m = timer->data;
 	log_warn("daemons did not stop in time; killing them");
@@ -223,12 +224,19 @@ static void sigterm_cb(uv_signal_t *handle, int signum)
 	uv_close((uv_handle_t *)&m->sighup, close_noop);
 	uv_close((uv_handle_t *)&m->sigterm, close_noop);
 	uv_close((uv_handle_t *)&m->sigint, close_noop);
+	uv_close((uv_handle_t *)&m->sigusr2, close_noop);
 	master_children_signal(m, SIGTERM);
 	if (!master_children_running(m)) {
 		master_children_stopped(m);
 		return;
 	}
-	uv_timer_start(&m->stop_timer, stop_timeout_cb, MASTER_STOP_TIMEOUT_MS, 0);
+	uv_timer_start(&m->stop_timer, master_stop_timeout_cb, MASTER_STOP_TIMEOUT_MS, 0);
+}
+
+/* SIGUSR2: a process (warrenctl, a tool) found the store in need of recovery. */
+static void sigusr2_cb(uv_signal_t *handle, int signum)
+{
+	master_store_recover(handle->data, "requested by a process that could not open it");
 }
 
 /* ---- main ---- */
@@ -282,13 +290,16 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	m.loop = uv_default_loop();
 
-	if (prepare_state_dir(m.conf) < 0 || bind_listeners(&m) < 0 || write_pid_file(&m) < 0)
+	if (prepare_state_dir(m.conf) < 0 || bind_listeners(&m) < 0 || write_pid_file(&m) < 0 ||
+	    master_store_start(&m) < 0)
 		return 1;
 
 	uv_signal_init(m.loop, &m.sighup);
 	uv_signal_init(m.loop, &m.sigterm);
 	uv_signal_init(m.loop, &m.sigint);
-	m.sighup.data = m.sigterm.data = m.sigint.data = &m;
+	uv_signal_init(m.loop, &m.sigusr2);
+	m.sighup.data = m.sigterm.data = m.sigint.data = m.sigusr2.data = &m;
+	uv_signal_start(&m.sigusr2, sigusr2_cb, SIGUSR2);
 	uv_signal_start(&m.sighup, sighup_cb, SIGHUP);
 	uv_signal_start(&m.sigterm, sigterm_cb, SIGTERM);
 	uv_signal_start(&m.sigint, sigterm_cb, SIGINT);

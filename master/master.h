@@ -3,6 +3,7 @@
 #define WARREN_MASTER_H
 
 #include "conf/conf.h"
+#include "storage/store.h"
 
 #include <stdbool.h>
 #include <uv.h>
@@ -14,6 +15,11 @@
 #define MASTER_STABLE_MS 30000
 /* How long daemons get to stop before they are killed. */
 #define MASTER_STOP_TIMEOUT_MS 10000
+/* Before recovery, daemons get this long (one may hang on a dead process's mutex). */
+#define MASTER_RECOVER_KILL_MS 3000
+/* failchk and checkpoints of the store. */
+#define MASTER_FAILCHK_MS 1000
+#define MASTER_CHECKPOINT_MS 60000
 
 struct master_listener {
 	char *name;
@@ -32,6 +38,8 @@ struct master_child {
 	bool wanted;                 /* has listeners: keep it running */
 	uint64_t started_at;
 	unsigned backoff_ms;
+	bool crashed;                /* died abnormally: restart after recovery, delayed */
+	unsigned restart_delay_ms;
 	uv_timer_t restart_timer;
 };
 
@@ -44,9 +52,13 @@ struct master {
 	struct master_listener *listeners;
 	size_t n_listeners;
 	struct master_child children[3];
-	uv_signal_t sighup, sigterm, sigint;
+	uv_signal_t sighup, sigterm, sigint, sigusr2;
 	uv_timer_t stop_timer;
 	bool stopping;
+	struct store *store;
+	uv_timer_t checkpoint_timer;
+	unsigned checkpoint_ticks;
+	bool recovering;             /* daemons stopped for a store recovery */
 };
 
 /* children.c */
@@ -55,5 +67,15 @@ void master_children_start(struct master *m);
 void master_children_signal(struct master *m, int signum);
 bool master_children_running(const struct master *m);
 void master_children_stopped(struct master *m);   /* called when the last one exits */
+
+/* main.c */
+void master_stop_timeout_cb(uv_timer_t *timer);
+
+/* store-watch.c */
+int master_store_start(struct master *m);
+void master_store_stop(struct master *m);
+void master_store_recover(struct master *m, const char *why);
+void master_store_recovered(struct master *m);
+void master_recover_timer_cb(uv_timer_t *timer);
 
 #endif

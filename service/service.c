@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +38,58 @@ struct service {
 	uv_timer_t shutdown_timer;
 	bool stopping;
 	void *data;
+	struct store *store;
+	store_notify_callback *notify_cb;
+	void *notify_ctx;
 };
 
 uv_loop_t *service_loop(struct service *svc) { return svc->loop; }
 struct auth_pool *service_auth(struct service *svc) { return svc->auth; }
 struct warren_config *service_conf(struct service *svc) { return svc->conf; }
+struct store *service_store(struct service *svc) { return svc->store; }
+
+void service_set_notify(struct service *svc, store_notify_callback *cb, void *ctx)
+{
+	svc->notify_cb = cb;
+	svc->notify_ctx = ctx;
+}
+
+static void notify_cb(uint64_t mailbox_id, void *ctx)
+{
+	struct service *svc = ctx;
+	if (svc->notify_cb != NULL)
+		svc->notify_cb(mailbox_id, svc->notify_ctx);
+}
+
+/* From the watchdog thread: a dead process left the store in need of recovery.
+ * Exit at once so that the master can recover (we may otherwise hang on a mutex
+ * the dead process held). */
+static void store_needs_recovery(void *ctx)
+{
+	log_error("the store needs recovery; exiting so that the master can recover it");
+	_exit(SERVICE_EXIT_RECOVER);
+}
+
+static int open_store(struct service *svc)
+{
+	struct store_settings settings = {
+		.dir = svc->conf->state_dir,
+		.flags = STORE_OPEN_NOTIFY |
+			 (getenv(SERVICE_LISTEN_FDS_ENV) == NULL ? STORE_OPEN_RECOVER : 0),
+	};
+	const char *err = "";
+	int ret = store_open(&settings, &svc->store, &err);
+	if (ret != STORE_OK) {
+		log_error("cannot open the store in %s: %s", svc->conf->state_dir, err);
+		return ret == STORE_ERECOVER ? SERVICE_EXIT_RECOVER : 1;
+	}
+	if (store_notify_start(svc->store, svc->loop, notify_cb, svc) != STORE_OK ||
+	    store_watchdog_start(svc->store, SERVICE_FAILCHK_MS, store_needs_recovery, svc) != STORE_OK) {
+		log_error("cannot start the store's notifications and watchdog");
+		return 1;
+	}
+	return 0;
+}
 const char *service_name(struct service *svc) { return svc->def->name; }
 void service_set_data(struct service *svc, void *data) { svc->data = data; }
 void *service_data(struct service *svc) { return svc->data; }
@@ -258,6 +306,7 @@ static void sigterm_cb(uv_signal_t *handle, int signum)
 	if (svc->def->shutdown != NULL)
 		svc->def->shutdown(svc);
 	auth_pool_free(&svc->auth);
+	store_notify_stop(svc->store);
 	uv_timer_start(&svc->shutdown_timer, shutdown_timer_cb, SERVICE_SHUTDOWN_GRACE_MS, 0);
 	uv_unref((uv_handle_t *)&svc->shutdown_timer);
 }
@@ -310,6 +359,12 @@ int service_main(int argc, char **argv, const struct service_def *def)
 		return 1;
 	if (drop_privileges(svc->conf) < 0)
 		return 1;
+	/* under the master: do not outlive it (it would not be there to recover) */
+	if (getenv(SERVICE_LISTEN_FDS_ENV) != NULL)
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+	int ret = open_store(svc);
+	if (ret != 0)
+		return ret;
 
 	struct auth_pool_settings as;
 	auth_settings(svc->conf, &as);
@@ -333,6 +388,7 @@ int service_main(int argc, char **argv, const struct service_def *def)
 	uv_run(svc->loop, UV_RUN_DEFAULT);
 	log_info("stopped");
 
+	store_close(&svc->store);
 	conf_unref(&svc->conf);
 	for (size_t i = 0; i < svc->n_listeners; i++)
 		free(svc->listeners[i].name);

@@ -12,6 +12,7 @@
 
 #include "common/auth.h"
 #include "conf/conf.h"
+#include "storage/store.h"
 
 #include <uv.h>
 
@@ -37,6 +38,10 @@ int service_main(int argc, char **argv, const struct service_def *def);
 
 uv_loop_t *service_loop(struct service *svc);
 struct auth_pool *service_auth(struct service *svc);
+/* The mailbox store (opened after the privilege drop). */
+struct store *service_store(struct service *svc);
+/* Called on the loop thread for every mailbox another session or process changed. */
+void service_set_notify(struct service *svc, store_notify_callback *cb, void *ctx);
 /* The current snapshot (borrowed: take a reference to keep it). */
 struct warren_config *service_conf(struct service *svc);
 const char *service_name(struct service *svc);
@@ -62,5 +67,9 @@ void service_login_cancel(struct service_login *login);
 /* Environment variable through which the master hands listening sockets:
  * "name=fd,name=fd". */
 #define SERVICE_LISTEN_FDS_ENV "WARREN_LISTEN_FDS"
+/* Exit status of a daemon that found the store in need of recovery. */
+#define SERVICE_EXIT_RECOVER 75
+/* How often a daemon's watchdog runs Berkeley DB's failchk. */
+#define SERVICE_FAILCHK_MS 1000
 
 #endif
