@@ -110,7 +110,7 @@ void conf_note_location(struct conf_load_ctx *ctx, cfg_t *cfg, const char *key)
 	struct conf_location *loc = x_calloc(1, sizeof(*loc));
 	loc->cfg = cfg;
 	loc->key = key;
-	loc->file = x_strdup(cfg->filename != NULL ? cfg->filename : ctx->path);
+	loc->file = x_strdup(cfg->filename != NULL ? conf_shown_path(ctx, cfg->filename) : ctx->path);
 	loc->line = conf_real_line(ctx, loc->file, cfg->line);
 	loc->next = ctx->locations;
 	ctx->locations = loc;
@@ -449,6 +449,80 @@ static void check_alias(struct conf_load_ctx *ctx, const struct warren_config *c
 			      "alias %s: its targets lead back to it (an alias loop)", a->name);
 }
 
+/* smtpd's mailbox types: catch_all, multidrop, forward. */
+static void check_delivery_keys(struct conf_load_ctx *ctx, const struct warren_config *conf,
+				const struct conf_domain *d)
+{
+	const struct conf_domain *td;
+	const char *local;
+	char buf[256];
+	if (d->catch_all != NULL) {
+		const char *at = strrchr(d->catch_all, '@');
+		if (at != NULL && (at == d->catch_all || !valid_domain_name(at + 1)))
+			conf_error_at(ctx, d->file, d->line, "domain %s: catch_all \"%s\" is not an address",
+				      d->name, d->catch_all);
+		else if (resolve_target(conf, d, d->catch_all, &td, &local, buf, sizeof(buf)) &&
+			 conf_find_mailbox(td, local) == NULL && conf_find_alias(td, local) == NULL)
+			conf_error_at(ctx, d->file, d->line,
+				      "domain %s: catch_all %s@%s is neither a mailbox nor an alias",
+				      d->name, local, td->name);
+	}
+	if (d->multidrop != NULL && conf_find_mailbox(d, d->multidrop) == NULL)
+		conf_error_at(ctx, d->file, d->line, "domain %s: multidrop %s is not a mailbox of the domain",
+			      d->name, d->multidrop);
+	for (size_t m = 0; m < d->n_mailboxes; m++) {
+		const struct conf_mailbox *mb = &d->mailboxes[m];
+		for (size_t f = 0; f < mb->n_forward; f++) {
+			const char *at = strrchr(mb->forward[f], '@');
+			if (at == NULL || at == mb->forward[f] || !valid_domain_name(at + 1))
+				conf_error_at(ctx, mb->file, mb->line,
+					      "mailbox %s: forward \"%s\" is not an address",
+					      mb->name, mb->forward[f]);
+		}
+		if (mb->forward_keep_copy && mb->n_forward == 0)
+			conf_error_at(ctx, mb->file, mb->line,
+				      "mailbox %s: forward_keep_copy needs forward", mb->name);
+	}
+}
+
+/* "192.0.2.0/24", "2001:db8::/32" or a single address. */
+static int valid_network(const char *s)
+{
+	char addr[64];
+	unsigned char bin[16];
+	const char *slash = strchr(s, '/');
+	size_t n = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	if (n == 0 || n >= sizeof(addr))
+		return 0;
+	memcpy(addr, s, n);
+	addr[n] = '\0';
+	int max = inet_pton(AF_INET, addr, bin) == 1 ? 32 :
+		inet_pton(AF_INET6, addr, bin) == 1 ? 128 : -1;
+	if (max < 0)
+		return 0;
+	if (slash == NULL)
+		return 1;
+	char *end;
+	long bits = strtol(slash + 1, &end, 10);
+	return slash[1] != '\0' && *end == '\0' && bits >= 0 && bits <= max;
+}
+
+static void check_networks(struct conf_load_ctx *ctx, cfg_t *root, const char *key,
+			   const char *const *nets, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (valid_network(nets[i]))
+			continue;
+		const char *file = ctx->path;
+		int line = 0;
+		cfg_t *sec = cfg_getsec(root, "smtp");
+		if (sec != NULL)
+			conf_key_location(ctx, sec, key, &file, &line);
+		conf_error_at(ctx, file, line, "smtp: %s: \"%s\" is not an address or network",
+			      key, nets[i]);
+	}
+}
+
 static void check_file(struct conf_load_ctx *ctx, const char *path, const char *what,
 		       const char *file, int line)
 {
@@ -507,6 +581,7 @@ static void check_domain(struct conf_load_ctx *ctx, const struct warren_config *
 				      d->name);
 		check_alias(ctx, conf, d, &d->aliases[a]);
 	}
+	check_delivery_keys(ctx, conf, d);
 }
 
 static void locate_tls(struct conf_load_ctx *ctx, cfg_t *parent, struct conf_tls *tls)
@@ -535,6 +610,10 @@ void conf_check(struct conf_load_ctx *ctx, cfg_t *root, struct warren_config *co
 	check_tls_block(ctx, &conf->tls, conf->tls.file != NULL ? conf->tls.file : conf->path,
 			conf->tls.line);
 	check_listeners(ctx, conf);
+	check_networks(ctx, root, "trusted_networks", conf->smtp.trusted_networks,
+		       conf->smtp.n_trusted_networks);
+	check_networks(ctx, root, "xclient_networks", conf->smtp.xclient_networks,
+		       conf->smtp.n_xclient_networks);
 	for (size_t i = 0; i < conf->n_domains; i++)
 		check_domain(ctx, conf, &conf->domains[i], i > 0 ? &conf->domains[i - 1] : NULL);
 	if (conf->default_domain != NULL && conf_find_domain(conf, conf->default_domain) == NULL)

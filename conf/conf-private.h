@@ -29,7 +29,12 @@ struct conf_load_ctx {
 	struct conf_file_lines *files;        /* file texts, for section lines */
 	char **included;                      /* every file include() read */
 	size_t n_included;
+	const char *root;                     /* files are read below root (conf_load_from) */
 };
+
+/* A file name as libConfuse saw it, without the copy's root (conf_load_from):
+ * what messages show and what relative paths are resolved against. */
+const char *conf_shown_path(const struct conf_load_ctx *ctx, const char *filename);
 
 void conf_error_at(struct conf_load_ctx *ctx, const char *file, int line,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));

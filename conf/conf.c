@@ -45,14 +45,41 @@ void conf_error_at(struct conf_load_ctx *ctx, const char *file, int line,
 	ctx->n_errors++;
 }
 
+/* For libConfuse's "found duplicate title 'X'": where the first block titled X
+ * in the section being parsed starts, so the admin is told of both. */
+static int duplicate_first(struct conf_load_ctx *ctx, cfg_t *cfg, const char *msg,
+			   const char **file_r, int *line_r)
+{
+	char title[256];
+	if (sscanf(msg, "found duplicate title '%255[^']'", title) != 1 || cfg->opts == NULL)
+		return 0;
+	for (cfg_opt_t *opt = cfg->opts; opt->type != CFGT_NONE; opt++) {
+		if (opt->type != CFGT_SEC || !(opt->flags & CFGF_TITLE))
+			continue;
+		cfg_t *first = cfg_gettsec(cfg, opt->name, title);
+		if (first == NULL || first->filename == NULL)
+			continue;
+		*file_r = conf_shown_path(ctx, first->filename);
+		*line_r = conf_section_line(ctx, first, opt->name);
+		return 1;
+	}
+	return 0;
+}
+
 static void confuse_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	struct conf_load_ctx *ctx = current_load;
 	char msg[1024];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	const char *file = cfg != NULL && cfg->filename != NULL ? cfg->filename : ctx->path;
+	const char *file = cfg != NULL && cfg->filename != NULL ?
+		conf_shown_path(ctx, cfg->filename) : ctx->path;
 	int line = cfg != NULL ? conf_real_line(ctx, file, cfg->line) : 0;
-	conf_error_at(ctx, file, line, "%s", msg);
+	const char *first_file = NULL;
+	int first_line = 0;
+	if (cfg != NULL && duplicate_first(ctx, cfg, msg, &first_file, &first_line))
+		conf_error_at(ctx, file, line, "%s (also at %s:%d)", msg, first_file, first_line);
+	else
+		conf_error_at(ctx, file, line, "%s", msg);
 }
 
 /* ---- value parsing --------------------------------------------------------- */
@@ -194,7 +221,8 @@ static int validate_path(cfg_t *cfg, cfg_opt_t *opt, const char *value)
 	if (value[0] == '/')
 		return 0;
 	/* relative to the folder of the file this value is written in */
-	const char *file = cfg->filename != NULL ? cfg->filename : current_load->path;
+	const char *file = cfg->filename != NULL ?
+		conf_shown_path(current_load, cfg->filename) : current_load->path;
 	const char *slash = strrchr(file, '/');
 	char abs[PATH_MAX];
 	int n = snprintf(abs, sizeof(abs), "%.*s/%s", slash != NULL ? (int)(slash - file) : 1,
@@ -463,7 +491,7 @@ static void copy_listeners(struct conf_load_ctx *ctx, cfg_t *root, struct warren
 		cfg_t *sec = cfg_getnsec(root, "listener", i);
 		copy_keys(ctx, sec, def, (char *)&ls[i]);
 		ls[i].name = pool_strdup(ctx->pool, cfg_title(sec));
-		ls[i].file = pool_strdup(ctx->pool, sec->filename);
+		ls[i].file = pool_strdup(ctx->pool, conf_shown_path(ctx, sec->filename));
 		ls[i].line = conf_section_line(ctx, sec, "listener");
 	}
 	conf->listeners = ls;
@@ -492,7 +520,7 @@ static void copy_domain(struct conf_load_ctx *ctx, cfg_t *sec, struct conf_domai
 	const struct conf_section_def *adef = sub_section(def, "alias");
 	copy_keys(ctx, sec, def, (char *)d);
 	d->name = lower_dup(ctx->pool, cfg_title(sec));
-	d->file = pool_strdup(ctx->pool, sec->filename);
+	d->file = pool_strdup(ctx->pool, conf_shown_path(ctx, sec->filename));
 	d->line = conf_section_line(ctx, sec, "domain");
 
 	unsigned n = cfg_size(sec, "mailbox");
@@ -502,7 +530,7 @@ static void copy_domain(struct conf_load_ctx *ctx, cfg_t *sec, struct conf_domai
 		copy_keys(ctx, m, mdef, (char *)&mb[i]);
 		mb[i].name = lower_dup(ctx->pool, cfg_title(m));
 		mb[i].address = pool_printf(ctx->pool, "%s@%s", mb[i].name, d->name);
-		mb[i].file = pool_strdup(ctx->pool, m->filename);
+		mb[i].file = pool_strdup(ctx->pool, conf_shown_path(ctx, m->filename));
 		mb[i].line = conf_section_line(ctx, m, "mailbox");
 	}
 	qsort(mb, n, sizeof(*mb), cmp_mailbox);
@@ -515,7 +543,7 @@ static void copy_domain(struct conf_load_ctx *ctx, cfg_t *sec, struct conf_domai
 		cfg_t *a = cfg_getnsec(sec, "alias", i);
 		copy_keys(ctx, a, adef, (char *)&al[i]);
 		al[i].name = lower_dup(ctx->pool, cfg_title(a));
-		al[i].file = pool_strdup(ctx->pool, a->filename);
+		al[i].file = pool_strdup(ctx->pool, conf_shown_path(ctx, a->filename));
 		al[i].line = conf_section_line(ctx, a, "alias");
 		for (size_t t = 0; t < al[i].n_targets; t++)
 			((const char **)al[i].targets)[t] = lower_dup(ctx->pool, al[i].targets[t]);
@@ -578,28 +606,63 @@ static void load_ctx_free(struct conf_load_ctx *ctx)
 	free(ctx->path);
 }
 
+const char *conf_shown_path(const struct conf_load_ctx *ctx, const char *filename)
+{
+	size_t n = ctx->root != NULL ? strlen(ctx->root) : 0;
+	if (filename != NULL && n > 0 && strncmp(filename, ctx->root, n) == 0 &&
+	    filename[n] == '/')
+		return filename + n;
+	return filename;
+}
+
+/* The files a snapshot was read from (the main file first), as real paths. */
+static void record_files(struct conf_load_ctx *ctx, struct warren_config *conf)
+{
+	const char **files = pool_alloc(ctx->pool, (ctx->n_included + 1) * sizeof(*files));
+	files[0] = conf->path;
+	for (size_t i = 0; i < ctx->n_included; i++)
+		files[i + 1] = pool_strdup(ctx->pool, conf_shown_path(ctx, ctx->included[i]));
+	conf->files = files;
+	conf->n_files = ctx->n_included + 1;
+}
+
 int conf_load(const char *path, unsigned flags, struct warren_config **conf_r, char **errors_r)
+{
+	return conf_load_from(path, NULL, flags, conf_r, errors_r);
+}
+
+int conf_load_from(const char *path, const char *root, unsigned flags,
+		   struct warren_config **conf_r, char **errors_r)
 {
 	struct conf_load_ctx ctx;
 	memset(&ctx, 0, sizeof(ctx));
 	buf_init(&ctx.errors, CONF_ERRORS_MAX + 4096);
 	ctx.path = absolute_path(path);
 	ctx.flags = flags;
+	ctx.root = root != NULL && root[0] != '\0' ? root : NULL;
 	*conf_r = NULL;
 	*errors_r = NULL;
+	/* the file libConfuse opens: below root when reading a saved copy */
+	char *open_path = ctx.path;
+	if (ctx.root != NULL) {
+		size_t len = strlen(ctx.root) + strlen(ctx.path) + 1;
+		open_path = x_malloc(len);
+		snprintf(open_path, len, "%s%s", ctx.root, ctx.path);
+	}
 
 	cfg_opt_t *opts = build_opts(&conf_root_section, 1);
 	cfg_t *cfg = cfg_init(opts, CFGF_NONE);
 	cfg_set_error_function(cfg, confuse_errfunc);
 	current_load = &ctx;
 
-	if (access(ctx.path, R_OK) != 0) {
-		conf_error_at(&ctx, NULL, 0, "%s: %s", ctx.path, strerror(errno));
-	} else if (cfg_parse(cfg, ctx.path) == CFG_SUCCESS && ctx.n_errors == 0 &&
+	if (access(open_path, R_OK) != 0) {
+		conf_error_at(&ctx, NULL, 0, "%s: %s", open_path, strerror(errno));
+	} else if (cfg_parse(cfg, open_path) == CFG_SUCCESS && ctx.n_errors == 0 &&
 		   (conf_check_files(&ctx), ctx.n_errors == 0)) {
 		ctx.pool = pool_new(16384);
 		struct warren_config *conf = conf_snapshot_alloc(ctx.pool);
 		conf->path = pool_strdup(ctx.pool, ctx.path);
+		record_files(&ctx, conf);
 		copy_config(&ctx, cfg, conf);
 		conf_check(&ctx, cfg, conf);
 		if (ctx.n_errors == 0 && !(flags & CONF_LOAD_NO_TLS))
@@ -621,6 +684,8 @@ int conf_load(const char *path, unsigned flags, struct warren_config **conf_r, c
 	}
 	if (*conf_r == NULL)
 		*errors_r = x_strdup(buf_cstr(&ctx.errors));
+	if (open_path != ctx.path)
+		free(open_path);
 	load_ctx_free(&ctx);
 	return *conf_r != NULL ? 0 : -1;
 }

@@ -55,6 +55,11 @@ enum conf_tls_version {
 	CONF_TLS_V1_3,
 };
 
+enum conf_bare_lf {
+	CONF_BARE_LF_REJECT,   /* bare LF / CR in DATA: 550 5.5.2 */
+	CONF_BARE_LF_NORMALIZE,/* turned into CRLF (never ends DATA) */
+};
+
 enum conf_log_target {
 	CONF_LOG_STDERR,
 	CONF_LOG_SYSLOG,
@@ -94,6 +99,9 @@ struct conf_mailbox {
 	const char *password;        /* crypt(3) hash, NULL when none (PAM domains) */
 	uint64_t quota;              /* bytes, 0 = unlimited */
 	uint64_t max_message_size;   /* bytes, 0 = the domain's */
+	const char *const *forward;  /* addresses mail is forwarded to (smtpd) */
+	size_t n_forward;
+	bool forward_keep_copy;      /* with forward: also keep a copy here */
 	const struct conf_domain *domain;
 	const char *file;
 	int line;
@@ -122,6 +130,8 @@ struct conf_domain {
 	size_t n_mailboxes;
 	const struct conf_alias *aliases;      /* sorted by name */
 	size_t n_aliases;
+	const char *catch_all;       /* target for unknown local parts (NULL: none) */
+	const char *multidrop;       /* mailbox receiving all of the domain's mail (NULL: none) */
 	const char *file;
 	int line;
 };
@@ -133,6 +143,13 @@ struct warren_config {
 	const char *user;            /* unprivileged user the daemons run as when started as root */
 	const char *default_domain;  /* domain for logins without "@domain" (NULL: none) */
 	uint64_t max_message_size;   /* bytes */
+
+	struct conf_pop3 {
+		const char *mailbox;         /* the folder a POP3 session shows ("INBOX") */
+		unsigned login_delay_s;      /* LOGIN-DELAY: least seconds between logins; 0: none */
+		const char *expire;          /* EXPIRE: "never", a number of days, or NULL: not said */
+		bool sdps;                   /* offer Demon's SDPS (*ENV) */
+	} pop3;
 
 	struct {
 		enum conf_log_target target;
@@ -152,6 +169,17 @@ struct warren_config {
 		unsigned failure_delay_max_ms;
 	} auth;
 	struct conf_tls tls;
+	struct conf_smtp {
+		unsigned max_recipients;     /* RCPT per transaction */
+		bool quota_permanent;        /* over quota: 552 5.2.2 instead of 452 4.2.2 */
+		int bare_lf;                 /* enum conf_bare_lf */
+		unsigned max_data_line;      /* longest line in DATA, bytes */
+		const char *const *trusted_networks;   /* may relay without AUTH */
+		size_t n_trusted_networks;
+		const char *const *xclient_networks;   /* may send XCLIENT */
+		size_t n_xclient_networks;
+		bool sender_login_check;     /* submission: MAIL FROM must be the user's */
+	} smtp;
 
 	const struct conf_listener *listeners;  /* in file order */
 	size_t n_listeners;
@@ -163,6 +191,8 @@ struct warren_config {
 	struct tls_server *tls_server;
 
 	unsigned long generation;    /* increases with every successful load */
+	const char *const *files;    /* every file read, the main one first (absolute) */
+	size_t n_files;
 };
 
 /* Loads and validates path. On success *conf_r holds a snapshot with one
@@ -170,6 +200,17 @@ struct warren_config {
  * one "file:line: message" per line. flags: CONF_LOAD_*. */
 #define CONF_LOAD_NO_TLS 0x1   /* skip building TLS contexts (warrenctl, tests) */
 int conf_load(const char *path, unsigned flags, struct warren_config **conf_r, char **errors_r);
+/* The same, reading every file from the copy under root that conf_save_copy()
+ * made ("root" + the file's absolute path) while resolving relative paths and
+ * naming files as the originals: the daemons read the master's last good
+ * configuration this way, whatever has been written to the files since. */
+int conf_load_from(const char *path, const char *root, unsigned flags,
+		   struct warren_config **conf_r, char **errors_r);
+/* Copies every file of conf below root (made if missing), each written to a
+ * temporary name and renamed into place, owned by uid/gid when uid is not -1,
+ * mode 0640. Returns -1 with *error_r (static or strerror text) on failure. */
+int conf_save_copy(const struct warren_config *conf, const char *root, int uid, int gid,
+		   const char **error_r);
 
 struct warren_config *conf_ref(struct warren_config *conf);
 /* Drops a reference and clears *conf; the last one frees the snapshot. */

@@ -185,6 +185,8 @@ static void sighup_cb(uv_signal_t *handle, int signum)
 	conf_unref(&m->conf);
 	m->conf = conf;
 	apply_logging(conf);
+	if (master_conf_save(m) < 0)
+		log_warn("the daemons keep reading the configuration saved before");
 	master_children_signal(m, SIGHUP);
 	log_info("configuration generation %lu sent to the daemons", conf->generation);
 }
@@ -291,7 +293,7 @@ int main(int argc, char **argv)
 	m.loop = uv_default_loop();
 
 	if (prepare_state_dir(m.conf) < 0 || bind_listeners(&m) < 0 || write_pid_file(&m) < 0 ||
-	    master_store_start(&m) < 0)
+	    master_conf_save(&m) < 0 || master_store_start(&m) < 0)
 		return 1;
 
 	uv_signal_init(m.loop, &m.sighup);

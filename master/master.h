@@ -59,6 +59,7 @@ struct master {
 	uv_timer_t checkpoint_timer;
 	unsigned checkpoint_ticks;
 	bool recovering;             /* daemons stopped for a store recovery */
+	unsigned long conf_copy_prev;  /* generation of the previous saved copy */
 };
 
 /* children.c */
@@ -70,6 +71,9 @@ void master_children_stopped(struct master *m);   /* called when the last one ex
 
 /* main.c */
 void master_stop_timeout_cb(uv_timer_t *timer);
+
+/* conf-copy.c: saves the running configuration for the daemons to read */
+int master_conf_save(struct master *m);
 
 /* store-watch.c */
 int master_store_start(struct master *m);

@@ -238,13 +238,22 @@ static int drop_privileges(const struct warren_config *conf)
 	return 0;
 }
 
+/* Under the master, the copy of the configuration the master accepted last
+ * (SERVICE_CONF_ROOT_ENV); alone, the file itself. */
+static int load_config(struct service *svc, struct warren_config **conf_r, char **errors_r)
+{
+	const char *root = getenv(SERVICE_LISTEN_FDS_ENV) != NULL ?
+		getenv(SERVICE_CONF_ROOT_ENV) : NULL;
+	return conf_load_from(svc->config_path, root, 0, conf_r, errors_r);
+}
+
 /* ---- signals ---- */
 
 static void reload(struct service *svc)
 {
 	struct warren_config *conf;
 	char *errors;
-	if (conf_load(svc->config_path, 0, &conf, &errors) < 0) {
+	if (load_config(svc, &conf, &errors) < 0) {
 		log_error("reload: %s has errors; keeping the running configuration:\n%s",
 			  svc->config_path, errors);
 		free(errors);
@@ -347,7 +356,7 @@ int service_main(int argc, char **argv, const struct service_def *def)
 		return 2;
 
 	char *errors;
-	if (conf_load(svc->config_path, 0, &svc->conf, &errors) < 0) {
+	if (load_config(svc, &svc->conf, &errors) < 0) {
 		log_error("%s has errors:\n%s", svc->config_path, errors);
 		free(errors);
 		return 1;

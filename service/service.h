@@ -67,6 +67,9 @@ void service_login_cancel(struct service_login *login);
 /* Environment variable through which the master hands listening sockets:
  * "name=fd,name=fd". */
 #define SERVICE_LISTEN_FDS_ENV "WARREN_LISTEN_FDS"
+/* Environment variable naming the master's copy of the configuration it runs
+ * (conf_load_from's root); daemons started by the master read that copy. */
+#define SERVICE_CONF_ROOT_ENV "WARREN_CONF_ROOT"
 /* Exit status of a daemon that found the store in need of recovery. */
 #define SERVICE_EXIT_RECOVER 75
 /* How often a daemon's watchdog runs Berkeley DB's failchk. */
