@@ -37,6 +37,26 @@ _Static_assert(offsetof(struct conf_alias, n_targets) ==
 _Static_assert(offsetof(struct conf_domain, n_hostnames) ==
 	       offsetof(struct conf_domain, hostnames) + sizeof(void *), "strlist layout");
 
+static const struct conf_key_def pop3_keys[] = {
+	K("mailbox", KEY_STR, "INBOX", 0, 0, CFG_OFF(pop3.mailbox),
+	  "The folder a POP3 session shows (and deletes from); a user without that "
+	  "folder gets -ERR [SYS/PERM] at login."),
+	K("login_delay", KEY_DURATION, "0", 0, 86400, CFG_OFF(pop3.login_delay_s),
+	  "Least time between two POP3 logins of a mailbox (RFC 2449 LOGIN-DELAY, "
+	  "announced in CAPA); earlier logins get -ERR [LOGIN-DELAY]. 0: no limit, not "
+	  "announced."),
+	K("expire", KEY_STR, NULL, 0, 0, CFG_OFF(pop3.expire),
+	  "RFC 2449 EXPIRE policy announced in CAPA: \"never\", or days messages stay "
+	  "after they were retrieved (0: retrieved messages are deleted at QUIT; N: "
+	  "retrieved messages older than N days are deleted at QUIT). Unset: not "
+	  "announced, nothing deleted but what the client deletes."),
+	K("sdps", KEY_BOOL, "true", 0, 0, CFG_OFF(pop3.sdps),
+	  "Offer Demon's SDPS *ENV command (envelope sender and recipient of a "
+	  "message), which fetchmail --sdps uses to collect a domain's multi-drop "
+	  "mailbox."),
+	KEND
+};
+
 static const struct conf_key_def log_keys[] = {
 	KE("target", "stderr", log_targets, CFG_OFF(log.target),
 	   "Where log lines go: stderr (the master's terminal or a service manager's "
@@ -98,6 +118,8 @@ static const struct conf_key_def domain_tls_keys[] = {
 
 static const struct conf_section_def log_section = {
 	"log", 0, NULL, "Logging.", log_keys };
+static const struct conf_section_def pop3_section = {
+	"pop3", 0, NULL, "POP3 sessions (pop3d).", pop3_keys };
 static const struct conf_section_def dns_section = {
 	"dns", 0, NULL, "The DNS resolver used for MX, SPF and DNSBL lookups.", dns_keys };
 static const struct conf_section_def auth_section = {
@@ -207,6 +229,7 @@ static const struct conf_key_def root_keys[] = {
 	SUB("tls", &tls_section, CFG_OFF(tls)),
 	SUB("listener", &listener_section, 0),
 	SUB("domain", &domain_section, 0),
+	SUB("pop3", &pop3_section, 0),
 	KEND
 };
 

@@ -12,9 +12,9 @@ static void login_done(enum auth_result result, const struct conf_mailbox *mailb
 	explicit_bzero(s->user, sizeof(s->user));
 	switch (result) {
 	case AUTH_OK:
+		/* the password is right; the lock and the message list decide */
 		s->mailbox = mailbox;
-		pop3_enter_state(s, POP3_STATE_TRANSACTION);
-		pop3_ok(s, "Logged in.");
+		pop3_maildrop_open(s);
 		break;
 	case AUTH_FAIL:
 		pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
@@ -25,7 +25,7 @@ static void login_done(enum auth_result result, const struct conf_mailbox *mailb
 		pop3_err(s, "[SYS/TEMP] Temporary authentication failure.");
 		break;
 	}
-	net_conn_resume_input(s->conn);
+	pop3_session_continue(s);
 }
 
 static void start_login(struct pop3_session *s, const char *user, const char *password)

@@ -1,5 +1,5 @@
-/* pop3-commands.c — the POP3 command table and the commands that need no store.
- * The maildrop commands (STAT, LIST, RETR, ...) arrive with the store (issue #8). */
+/* pop3-commands.c — the POP3 command table and the commands of no particular
+ * state: CAPA (RFC 2449), NOOP, QUIT, STLS (RFC 2595). */
 #include "pop3d/pop3-session.h"
 
 #include <string.h>
@@ -9,24 +9,43 @@ static void cmd_capa(struct pop3_session *s, const char *args)
 {
 	struct net_conn *c = s->conn;
 	pop3_ok(s, "Capability list follows");
-	if (s->state == POP3_STATE_AUTHORIZATION && pop3_plaintext_allowed(s)) {
+	net_conn_write_str(c, "TOP\r\nUIDL\r\n");
+	/* what AUTHORIZATION offers is announced in both states (RFC 2449 5) */
+	if (pop3_plaintext_allowed(s)) {
 		net_conn_write_str(c, "USER\r\n");
 		net_conn_write_str(c, "SASL PLAIN LOGIN\r\n");
 	}
 	if (s->state == POP3_STATE_AUTHORIZATION && s->listener->tls == CONF_TLS_STARTTLS &&
 	    !net_conn_is_tls(c))
 		net_conn_write_str(c, "STLS\r\n");
-	net_conn_write_str(c, "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n"
-			   "IMPLEMENTATION Warren\r\n.\r\n");
+	net_conn_write_str(c, "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
+	long expire = pop3_expire_days(s->conf);
+	if (expire == -2)
+		net_conn_write_str(c, "EXPIRE NEVER\r\n");
+	else if (expire >= 0)
+		net_conn_printf(c, "EXPIRE %ld\r\n", expire);
+	if (s->conf->pop3.login_delay_s > 0)
+		net_conn_printf(c, "LOGIN-DELAY %u\r\n", s->conf->pop3.login_delay_s);
+	if (s->conf->pop3.sdps)
+		net_conn_write_str(c, "SDPS\r\n");
+	net_conn_write_str(c, "IMPLEMENTATION Warren\r\n.\r\n");
 }
 
 static void cmd_noop(struct pop3_session *s, const char *args)
 {
+	if (args[0] != '\0') {
+		pop3_err(s, "NOOP takes no argument.");
+		return;
+	}
 	pop3_ok(s, "%s", "");
 }
 
 static void cmd_quit(struct pop3_session *s, const char *args)
 {
+	if (s->state == POP3_STATE_TRANSACTION) {
+		pop3_maildrop_update(s);
+		return;
+	}
 	pop3_ok(s, "Logging out.");
 	pop3_session_close(s);
 }
@@ -48,11 +67,6 @@ static void cmd_stls(struct pop3_session *s, const char *args)
 	}
 }
 
-static void cmd_not_yet(struct pop3_session *s, const char *args)
-{
-	pop3_err(s, "[SYS/PERM] Not available yet on this server.");
-}
-
 static const struct pop3_command pop3_commands[] = {
 	{ "CAPA", cmd_capa, POP3_CMD_AUTHORIZATION | POP3_CMD_TRANSACTION },
 	{ "QUIT", cmd_quit, POP3_CMD_AUTHORIZATION | POP3_CMD_TRANSACTION },
@@ -61,13 +75,14 @@ static const struct pop3_command pop3_commands[] = {
 	{ "PASS", pop3_cmd_pass, POP3_CMD_AUTHORIZATION },
 	{ "AUTH", pop3_cmd_auth, POP3_CMD_AUTHORIZATION },
 	{ "NOOP", cmd_noop, POP3_CMD_TRANSACTION },
-	{ "STAT", cmd_not_yet, POP3_CMD_TRANSACTION },
-	{ "LIST", cmd_not_yet, POP3_CMD_TRANSACTION },
-	{ "RETR", cmd_not_yet, POP3_CMD_TRANSACTION },
-	{ "DELE", cmd_not_yet, POP3_CMD_TRANSACTION },
-	{ "RSET", cmd_not_yet, POP3_CMD_TRANSACTION },
-	{ "TOP", cmd_not_yet, POP3_CMD_TRANSACTION },
-	{ "UIDL", cmd_not_yet, POP3_CMD_TRANSACTION },
+	{ "STAT", pop3_cmd_stat, POP3_CMD_TRANSACTION },
+	{ "LIST", pop3_cmd_list, POP3_CMD_TRANSACTION },
+	{ "RETR", pop3_cmd_retr, POP3_CMD_TRANSACTION },
+	{ "DELE", pop3_cmd_dele, POP3_CMD_TRANSACTION },
+	{ "RSET", pop3_cmd_rset, POP3_CMD_TRANSACTION },
+	{ "TOP", pop3_cmd_top, POP3_CMD_TRANSACTION },
+	{ "UIDL", pop3_cmd_uidl, POP3_CMD_TRANSACTION },
+	{ "*ENV", pop3_cmd_env, POP3_CMD_TRANSACTION },
 };
 
 const struct pop3_command *pop3_command_find(const char *name, size_t len)

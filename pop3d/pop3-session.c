@@ -64,6 +64,18 @@ void pop3_session_close(struct pop3_session *s)
 	net_conn_close(s->conn);
 }
 
+bool pop3_session_busy(const struct pop3_session *s)
+{
+	return s->job != NULL || s->stream.kind != POP3_STREAM_NONE ||
+		s->state == POP3_STATE_WAIT || s->state == POP3_STATE_UPDATE;
+}
+
+void pop3_session_continue(struct pop3_session *s)
+{
+	if (!pop3_session_busy(s))
+		net_conn_resume_input(s->conn);
+}
+
 bool pop3_plaintext_allowed(const struct pop3_session *s)
 {
 	return net_conn_is_tls(s->conn) || s->listener->auth_plaintext;
@@ -109,8 +121,7 @@ static void on_input(struct net_conn *conn, void *ctx)
 	struct pop3_session *s = ctx;
 	struct net_line line;
 	enum net_line_status st;
-	while (s->state != POP3_STATE_WAIT && s->state != POP3_STATE_UPDATE &&
-	       !net_conn_output_full(conn) &&
+	while (!pop3_session_busy(s) && !net_conn_output_full(conn) &&
 	       (st = net_conn_read_line(conn, &line)) != NET_LINE_NEED_MORE) {
 		if (st == NET_LINE_TOO_LONG) {
 			if (s->state == POP3_STATE_SASL) {
@@ -131,7 +142,11 @@ static void on_input(struct net_conn *conn, void *ctx)
 
 static void on_drain(struct net_conn *conn, void *ctx)
 {
-	on_input(conn, ctx);
+	struct pop3_session *s = ctx;
+	if (s->stream.kind != POP3_STREAM_NONE)
+		pop3_stream_resume(s);
+	else
+		on_input(conn, ctx);
 }
 
 static void greet(struct pop3_session *s)
@@ -162,8 +177,17 @@ static void on_close(struct net_conn *conn, void *ctx)
 	if (s->login != NULL)
 		service_login_cancel(s->login);
 	sasl_clear(&s->sasl);
-	log_info("%s: disconnected: user=<%s>, rip=%s", s->id,
-		 s->mailbox != NULL ? s->mailbox->address : "", net_conn_peer_ip(conn));
+	if (s->mailbox != NULL && s->drop.msgs != NULL)
+		log_info("%s: disconnected: user=<%s>, rip=%s, top=%u/%llu, retr=%u/%llu, "
+			 "del=%u/%zu, size=%llu%s", s->id, s->mailbox->address,
+			 net_conn_peer_ip(conn), s->stats.top, (unsigned long long)s->stats.top_bytes,
+			 s->stats.retr, (unsigned long long)s->stats.retr_bytes, s->stats.dele,
+			 s->drop.count, (unsigned long long)s->drop.size,
+			 s->stats.quit ? "" : ", no QUIT: nothing deleted");
+	else
+		log_info("%s: disconnected: user=<%s>, rip=%s", s->id,
+			 s->mailbox != NULL ? s->mailbox->address : "", net_conn_peer_ip(conn));
+	pop3_maildrop_session_gone(s);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -192,6 +216,7 @@ void pop3_session_accept(struct service *svc, struct net_conn *conn,
 	s->conf = conf;
 	s->listener = listener;
 	s->state = POP3_STATE_AUTHORIZATION;
+	s->lock_fd = -1;
 	snprintf(s->id, sizeof(s->id), "%lX", ++list->next_id + ((unsigned long)getpid() << 20));
 	s->next = list->head;
 	if (list->head != NULL)

@@ -12,6 +12,7 @@ PACKAGES=(
   # tools used at run time and by the tests
   openssl python3 python3-pytest swaks dnsmasq-base libpam-wrapper libcmocka-dev
   curl procps
+  fetchmail
 )
 
 missing=()

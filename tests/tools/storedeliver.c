@@ -1,0 +1,194 @@
+/* storedeliver — delivers one message into the store of a state dir, as smtpd's
+ * local delivery would (store_deliver), for tests and for seeding mailboxes.
+ *
+ *   storedeliver [options] STATE_DIR USER[=ENV_TO][:MAILBOX] ... < message
+ *
+ *   STATE_DIR         the state_dir of a config (the store is STATE_DIR/store)
+ *   USER              mailbox owner, "alice@example.test"
+ *   =ENV_TO           the envelope recipient kept with this copy (SDPS *ENV, a
+ *                     domain's multi-drop mailbox); default: USER
+ *   :MAILBOX          folder to deliver into (created if missing); default INBOX
+ *
+ *   -f SENDER         envelope sender; default "" (the null sender <>)
+ *   -i FILE           read the message from FILE instead of stdin
+ *   -n COUNT          deliver COUNT copies, one transaction each; "%N" in the
+ *                     message (first occurrence in each line) becomes 1..COUNT
+ *   -r                keep the bytes as they are (default: bare LF becomes CRLF,
+ *                     as SMTP DATA would give)
+ *   -q QUOTA          bytes allowed per recipient (0: unlimited)
+ *
+ * All recipients of one copy get it in one store_deliver call (one body, one
+ * transaction). Prints "delivered USER UID UIDVALIDITY" per recipient and copy.
+ * Exit status: 0 all delivered, 1 a recipient failed (over quota...), 2 usage,
+ * 75 the store needs recovery (the running master recovers it: retry).
+ *
+ * Run as root, it switches to the owner of STATE_DIR first, so the files it
+ * makes stay readable by the daemons (which run as that user).
+ */
+#include "storage/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_RECOVER 75
+/* Largest message read (the store's own limit is the config's). */
+#define STOREDELIVER_MAX (512L * 1024 * 1024)
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: storedeliver [-f SENDER] [-i FILE] [-n COUNT] [-r] [-q QUOTA] "
+		"STATE_DIR USER[=ENV_TO][:MAILBOX] ...\n");
+	exit(2);
+}
+
+static char *read_all(FILE *fp, size_t *len_r)
+{
+	size_t cap = 65536, len = 0;
+	char *data = malloc(cap);
+	size_t n;
+	while (data != NULL && (n = fread(data + len, 1, cap - len, fp)) > 0) {
+		len += n;
+		if (len > STOREDELIVER_MAX) {
+			fprintf(stderr, "storedeliver: message too large\n");
+			exit(1);
+		}
+		if (len == cap) {
+			cap *= 2;
+			data = realloc(data, cap);
+		}
+	}
+	if (data == NULL || ferror(fp)) {
+		fprintf(stderr, "storedeliver: read: %s\n", strerror(errno));
+		exit(1);
+	}
+	*len_r = len;
+	return data;
+}
+
+/* Bare LF → CRLF, and "%N" (once per line) → n when n > 0. */
+static char *prepare(const char *in, size_t len, bool raw, long n, size_t *len_r)
+{
+	char *out = malloc(2 * len + 32 * (len / 2 + 1) + 1);
+	size_t o = 0;
+	bool replaced = false;
+	for (size_t i = 0; i < len; i++) {
+		if (n > 0 && !replaced && in[i] == '%' && i + 1 < len && in[i + 1] == 'N') {
+			o += (size_t)sprintf(out + o, "%ld", n);
+			i++;
+			replaced = true;
+			continue;
+		}
+		if (in[i] == '\n') {
+			if (!raw && (i == 0 || in[i - 1] != '\r'))
+				out[o++] = '\r';
+			replaced = false;
+		}
+		out[o++] = in[i];
+	}
+	*len_r = o;
+	return out;
+}
+
+static void become_owner(const char *dir)
+{
+	struct stat st;
+	if (geteuid() != 0 || stat(dir, &st) < 0 || st.st_uid == 0)
+		return;
+	if (setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0) {
+		fprintf(stderr, "storedeliver: cannot switch to uid %u: %s\n",
+			(unsigned)st.st_uid, strerror(errno));
+		exit(1);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *sender = "", *file = NULL;
+	long count = 1;
+	bool raw = false;
+	unsigned long long quota = 0;
+	int opt;
+	while ((opt = getopt(argc, argv, "f:i:n:rq:")) != -1) {
+		switch (opt) {
+		case 'f': sender = optarg; break;
+		case 'i': file = optarg; break;
+		case 'n': count = atol(optarg); break;
+		case 'r': raw = true; break;
+		case 'q': quota = strtoull(optarg, NULL, 10); break;
+		default: usage();
+		}
+	}
+	if (argc - optind < 2 || count < 1)
+		usage();
+	const char *dir = argv[optind];
+	size_t nrcpt = (size_t)(argc - optind - 1);
+	struct store_recipient *rcpt = calloc(nrcpt, sizeof(*rcpt));
+	for (size_t i = 0; i < nrcpt; i++) {
+		char *spec = argv[optind + 1 + i];
+		char *colon = strchr(spec, ':');
+		if (colon != NULL)
+			*colon = '\0';
+		char *eq = strchr(spec, '=');
+		if (eq != NULL)
+			*eq = '\0';
+		rcpt[i].user = spec;
+		rcpt[i].env_to = eq != NULL ? eq + 1 : spec;
+		rcpt[i].mailbox = colon != NULL ? colon + 1 : "INBOX";
+		rcpt[i].quota = quota;
+	}
+
+	FILE *fp = file != NULL ? fopen(file, "rb") : stdin;
+	if (fp == NULL) {
+		fprintf(stderr, "storedeliver: %s: %s\n", file, strerror(errno));
+		return 1;
+	}
+	size_t len;
+	char *message = read_all(fp, &len);
+	if (fp != stdin)
+		fclose(fp);
+
+	become_owner(dir);
+	struct store_settings settings = { .dir = dir };
+	struct store *st;
+	const char *err = "";
+	int ret = store_open(&settings, &st, &err);
+	if (ret != STORE_OK) {
+		fprintf(stderr, "storedeliver: open %s: %s\n", dir, err);
+		if (ret == STORE_ERECOVER)
+			store_request_recovery(dir);
+		return ret == STORE_ERECOVER ? EXIT_RECOVER : 1;
+	}
+	int status = 0;
+	for (long n = 1; n <= count && status == 0; n++) {
+		size_t blen;
+		char *body = prepare(message, len, raw, count > 1 ? n : 0, &blen);
+		struct store_body b = { body, blen, NULL };
+		ret = store_deliver(st, &b, sender, time(NULL), rcpt, nrcpt);
+		free(body);
+		if (ret != STORE_OK) {
+			fprintf(stderr, "storedeliver: deliver: %s\n", store_strerror(ret));
+			status = ret == STORE_ERECOVER ? EXIT_RECOVER : 1;
+			break;
+		}
+		for (size_t i = 0; i < nrcpt; i++) {
+			if (rcpt[i].result != STORE_OK) {
+				fprintf(stderr, "storedeliver: %s: %s\n", rcpt[i].user,
+					store_strerror(rcpt[i].result));
+				status = 1;
+			} else {
+				printf("delivered %s %u %u\n", rcpt[i].user, rcpt[i].uid,
+				       rcpt[i].uidvalidity);
+			}
+		}
+	}
+	fflush(stdout);
+	store_close(&st);
+	free(message);
+	free(rcpt);
+	return status;
+}
