@@ -29,8 +29,11 @@ test-asan:
 	@cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 
+# store: durable deliveries/s (1 and 16 writers, 4 and 100 KB, 1 and 10 recipients)
+# beside the disk's fsync rate; BENCH_SECONDS per case, about a minute in all
+BENCH_SECONDS ?= 4
 bench: build
-	@echo "no benchmarks yet"
+	@$(BUILD)/bench/store -s $(BENCH_SECONDS)
 
 clean:
 	rm -rf $(BUILD) build-asan

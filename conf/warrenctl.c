@@ -1,5 +1,6 @@
 /* warrenctl — the administrator's tool: check and reload the config, make
- * password hashes, print the configuration reference. */
+ * password hashes, print the configuration reference, verify and back up the
+ * store (warrenctl-store.c). */
 #include "conf/conf.h"
 #include "conf/warrenctl.h"
 #include "common/auth.h"
@@ -40,6 +41,13 @@ static const struct ctl_command commands[] = {
 	  "Read a password (prompt, or a line on stdin) and print its yescrypt hash." },
 	{ "config-reference", cmd_reference, "config-reference",
 	  "Print the configuration reference (Markdown)." },
+	{ "store", ctl_cmd_store, "store verify [--repair]",
+	  "Check the store (reference counts, bodies present, UIDNEXT, counters, quota "
+	  "sums, MIME caches); one line per fault, exit 1 on any. --repair removes "
+	  "orphan body files older than an hour." },
+	{ "store", ctl_cmd_store, "store backup DIR",
+	  "Consistent hot backup of the store (database and bodies) into DIR, then "
+	  "verified; `warren` can start with state_dir = DIR." },
 };
 
 static void usage(FILE *out)
@@ -48,6 +56,8 @@ static void usage(FILE *out)
 		     "Commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-24s %s\n", commands[i].usage, commands[i].help);
+	fprintf(out, "\nOptions: -c, --config FILE; --json (machine-readable output); "
+		     "--repair (store verify).\n");
 	fprintf(out, "\nThe configuration is -c FILE, else $WARREN_CONF, else %s.\n"
 		     "Exit status: 0 success, 1 failure, 2 usage error.\n", DEFAULT_CONFIG);
 }
@@ -187,6 +197,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "repair", no_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -212,6 +223,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': opts.config = optarg; break;
 		case 'j': opts.json = 1; break;
+		case 'r': opts.repair = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -7,7 +7,11 @@ struct warren_config;
 struct ctl_options {
 	const char *config;
 	int json;
+	int repair;     /* store verify --repair */
 };
+
+/* `warrenctl store verify|backup` (warrenctl-store.c). */
+int ctl_cmd_store(struct ctl_options *opts, int argc, char **argv);
 
 int ctl_load_config(struct ctl_options *opts, unsigned flags, struct warren_config **conf_r);
 

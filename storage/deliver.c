@@ -10,6 +10,9 @@
 
 /* Recipients of one delivery (RFC 5321's minimum is 100; the limit is smtpd's). */
 #define DELIVER_RECIPIENTS_MAX 10000
+/* Times a delivery writes its body again when a concurrent removal of the same
+ * content took the file before the delivery's transaction held its lock. */
+#define DELIVER_REWRITES_MAX 8
 
 static void dbt_set(DBT *d, const void *data, size_t len)
 {
@@ -183,12 +186,20 @@ static int deliver_common(struct store *s, struct deliver_arg *a)
 		return ret;
 	}
 	a->mime = &mime;
-	for (int attempt = 0; attempt < 3; attempt++) {
+	for (int attempt = 0;; attempt++) {
 		ret = store_txn(s, deliver_fn, a);
 		if (!(ret == STORE_ENOTFOUND && a->need_write))
 			break;
-		/* the file went away between our check and the lock: write it again */
-		if (written || (ret = blob_write(s, a->body, a->blob, &a->size)) != 0)
+		if (attempt == DELIVER_REWRITES_MAX) {
+			log_error("store: a body vanished %d times under a delivery; giving up",
+				  attempt + 1);
+			ret = STORE_EIO;   /* the last word is always the transaction's */
+			break;
+		}
+		/* the file went away between our check and the lock (a concurrent
+		 * removal of the last copy of the same content, which may also take
+		 * the file we just wrote, as it had no record yet): write it again */
+		if ((ret = blob_write(s, a->body, a->blob, &a->size)) != 0)
 			break;
 		written = true;
 	}
@@ -196,12 +207,14 @@ static int deliver_common(struct store *s, struct deliver_arg *a)
 	if (ret == STORE_OK && a->stored == 0 && written)
 		blob_remove_if_unreferenced(s, a->blob);   /* nobody took it */
 	if (ret == STORE_OK) {
-		uint64_t ids[64];
+		/* every mailbox that got the message hears of it, however many */
+		uint64_t *ids = x_malloc((a->count + 1) * sizeof(*ids));
 		size_t n = 0;
-		for (size_t i = 0; i < a->count && n < 64; i++)
+		for (size_t i = 0; i < a->count; i++)
 			if (a->rcpt[i].result == STORE_OK)
 				ids[n++] = a->rcpt[i].mailbox_id;
 		store_announce(s, ids, n);
+		free(ids);
 	}
 	return ret;
 }

@@ -101,6 +101,11 @@ static int make_blob_dirs(const char *blob_dir)
 		if (make_dir(path) < 0)
 			return -1;
 	}
+	/* the folders' own entries must be durable too, or a crash right after the
+	 * first delivery could lose the folder a fsynced body was renamed into */
+	snprintf(path, sizeof(path), "%s/..", blob_dir);
+	if (fsync_dir(path) < 0)
+		return -1;
 	return fsync_dir(blob_dir);
 }
 
@@ -325,6 +330,13 @@ int store_watchdog_start(struct store *store, unsigned interval_ms,
 
 int store_checkpoint(struct store *store)
 {
+	/* A hot backup copies the database files first and the logs after them;
+	 * a checkpoint in between would remove (DB_LOG_AUTO_REMOVE) logs the copied
+	 * pages still need. Berkeley DB's backup does not hold removal off, so the
+	 * checkpoint waits for the backup to finish (store_backup also checks that
+	 * no log went missing meanwhile). */
+	if (blob_removal_paused(store))
+		return STORE_OK;
 	int ret = store->env->txn_checkpoint(store->env, 0, 0, 0);
 	if (ret != 0)
 		return store_db_error(store, ret, "checkpoint");

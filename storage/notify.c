@@ -117,12 +117,20 @@ static bool stale(const char *name)
 	return pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
+static void announce_chunk(struct store *s, const uint64_t *mailbox_ids, size_t n);
+
+/* More ids than fit a datagram go in several (a delivery to 100 local mailboxes
+ * must wake every one of them). */
 void store_announce(struct store *s, const uint64_t *mailbox_ids, size_t count)
 {
-	if (count == 0)
-		return;
+	for (size_t i = 0; i < count; i += NOTIFY_IDS_MAX)
+		announce_chunk(s, mailbox_ids + i,
+			       count - i < NOTIFY_IDS_MAX ? count - i : NOTIFY_IDS_MAX);
+}
+
+static void announce_chunk(struct store *s, const uint64_t *mailbox_ids, size_t n)
+{
 	unsigned char msg[NOTIFY_IDS_MAX * 8];
-	size_t n = count < NOTIFY_IDS_MAX ? count : NOTIFY_IDS_MAX;
 	for (size_t i = 0; i < n; i++)
 		put_be64(msg + 8 * i, mailbox_ids[i]);
 

@@ -170,7 +170,26 @@ static int check_message(struct verify *v, const unsigned char *k, size_t klen,
 	t = tally_get(&v->blobs, m.blob, STORE_BLOB_ID_SIZE);
 	t->a++;
 	t->b = m.size;
+	t->c = id;
 	return 0;
+}
+
+/* A body file is missing: a fault unless its record went meanwhile (the verify
+ * runs on a snapshot while the suite may expunge the last copy and unlink). */
+static bool blob_still_recorded(struct verify *v, const unsigned char *blob)
+{
+	DB_TXN *txn;
+	if (store_read_txn(v->s, &txn) != 0)
+		return true;
+	DBT key, data;
+	memset(&key, 0, sizeof(key));
+	key.data = (void *)blob;
+	key.size = STORE_BLOB_ID_SIZE;
+	dbt_user(&data, NULL, 0);
+	data.flags |= DB_DBT_PARTIAL;
+	int ret = v->s->db[DB_BLOBS]->get(v->s->db[DB_BLOBS], txn, &key, &data, 0);
+	txn->commit(txn, 0);
+	return ret != DB_NOTFOUND;
 }
 
 static int check_mailbox(struct verify *v, const unsigned char *k, size_t klen,
@@ -244,11 +263,17 @@ static int check_blob(struct verify *v, const unsigned char *k, size_t klen,
 	char path[4096];
 	struct stat st;
 	store_blob_path(v->s, k, path, sizeof(path));
-	if (stat(path, &st) < 0)
-		fault(v, "body %s: file %s missing", hex, path);
-	else if ((uint64_t)st.st_size != r.size)
+	if (stat(path, &st) < 0) {
+		if (blob_still_recorded(v, k))
+			fault(v, "body %s: file %s missing", hex, path);
+	} else if ((uint64_t)st.st_size != r.size) {
 		fault(v, "body %s: file is %lld bytes, record says %llu", hex,
 		      (long long)st.st_size, (unsigned long long)r.size);
+	}
+	if (t != NULL && t->b != r.size)
+		fault(v, "body %s: a message of mailbox %llu says %llu bytes, record says %llu",
+		      hex, (unsigned long long)t->c, (unsigned long long)t->b,
+		      (unsigned long long)r.size);
 	DBT key, data;
 	memset(&key, 0, sizeof(key));
 	key.data = (void *)k;
@@ -279,6 +304,36 @@ static void check_unrecorded(struct verify *v)
 	}
 }
 
+/* Half-written bodies in blobs/tmp: left by a crash before the rename. Nothing
+ * else ever removes them. */
+static void check_stale_tmp(struct verify *v, time_t now)
+{
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/tmp", v->s->blob_dir);
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	while (dp != NULL && (de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[4096 + 300];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) < 0 || now - st.st_mtime < STORE_ORPHAN_AGE_S)
+			continue;   /* maybe being written */
+		if (!v->repair) {
+			fault(v, "stale temporary body file %s", path);
+		} else if (unlink(path) == 0) {
+			if (v->out != NULL)
+				fprintf(v->out, "removed stale temporary body file %s\n", path);
+		} else {
+			fault(v, "stale temporary body file %s: cannot remove: %s", path,
+			      strerror(errno));
+		}
+	}
+	if (dp != NULL)
+		closedir(dp);
+}
+
 /* Body files nobody references: left by a crash between the file and the commit. */
 static void check_orphans(struct verify *v)
 {
@@ -307,7 +362,10 @@ static void check_orphans(struct verify *v)
 				continue;   /* maybe a delivery in progress */
 			if (v->repair) {
 				blob_remove_if_unreferenced(v->s, blob);
-				if (v->out != NULL)
+				if (access(path, F_OK) == 0)
+					fault(v, "orphan body file %s: not removed (it has a record, "
+					      "or a backup is running)", path);
+				else if (v->out != NULL)
 					fprintf(v->out, "removed orphan body %s\n", path);
 			} else {
 				fault(v, "orphan body file %s (no references)", path);
@@ -316,6 +374,7 @@ static void check_orphans(struct verify *v)
 		if (dp != NULL)
 			closedir(dp);
 	}
+	check_stale_tmp(v, now);
 }
 
 int store_verify(struct store *store, void *out_file, bool repair)
@@ -418,6 +477,49 @@ bool blob_removal_paused(struct store *s)
 	return alive;
 }
 
+/* The lowest-numbered log file of the environment (0: none). */
+static int first_log(struct store *s, const char **error_r)
+{
+	char **list = NULL;
+	int ret = s->env->log_archive(s->env, &list, DB_ARCH_LOG);
+	if (ret != 0) {
+		*error_r = db_strerror(ret);
+		return -1;
+	}
+	int first = 0;
+	for (char **p = list; p != NULL && *p != NULL; p++) {
+		int n = atoi(*p + 4);   /* "log.0000000001" */
+		if (strncmp(*p, "log.", 4) == 0 && n > 0 && (first == 0 || n < first))
+			first = n;
+	}
+	free(list);
+	return first;
+}
+
+/* Berkeley DB's hot backup (database files, then logs) into env_dest, checked:
+ * every log file that existed before the copy began must be in the copy, or a
+ * checkpoint removed logs the copied pages need and the copy is tried again. */
+static int backup_env(struct store *s, const char *env_dest, const char **error_r)
+{
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int first = first_log(s, error_r);
+		if (first < 0)
+			return STORE_EIO;
+		int ret = s->env->backup(s->env, env_dest, DB_CREATE | DB_BACKUP_CLEAN);
+		if (ret != 0) {
+			*error_r = db_strerror(ret);
+			return STORE_EIO;
+		}
+		char path[4096 + 32];
+		snprintf(path, sizeof(path), "%s/log.%010d", env_dest, first);
+		if (first == 0 || access(path, F_OK) == 0)
+			return STORE_OK;
+		log_warn("store: backup: log %d was removed during the copy; copying again", first);
+	}
+	*error_r = "logs kept being removed during the copy (checkpoints)";
+	return STORE_EIO;
+}
+
 int store_backup(struct store *store, const char *dir, const char **error_r)
 {
 	char lock[4096], env_dest[4096];
@@ -436,11 +538,10 @@ int store_backup(struct store *store, const char *dir, const char **error_r)
 	fprintf(fp, "%ld\n", (long)getpid());
 	fclose(fp);
 	snprintf(env_dest, sizeof(env_dest), "%s/store", dir);
-	int ret = store->env->backup(store->env, env_dest, DB_CREATE | DB_BACKUP_CLEAN);
+	int ret = backup_env(store, env_dest, error_r);
 	if (ret != 0) {
-		*error_r = db_strerror(ret);
 		unlink(lock);
-		return STORE_EIO;
+		return ret;
 	}
 	if (copy_blobs(store, dir) < 0) {
 		*error_r = strerror(errno);
@@ -454,6 +555,7 @@ int store_backup(struct store *store, const char *dir, const char **error_r)
 	/* make the copy a clean environment: catastrophic recovery over its logs */
 	DB_ENV *env;
 	if ((ret = db_env_create(&env, 0)) == 0) {
+		env->set_cachesize(env, 0, 32 * 1024 * 1024, 1);
 		ret = env->open(env, env_dest, DB_CREATE | DB_INIT_LOCK | DB_INIT_LOG |
 				DB_INIT_MPOOL | DB_INIT_TXN | DB_RECOVER_FATAL | DB_PRIVATE, 0640);
 		env->close(env, 0);
