@@ -292,6 +292,11 @@ void pop3_maildrop_update(struct pop3_session *s)
 		free(job->expunge);
 		free(job->seen);
 		free(job);
+		/* released before the reply goes out: the client may log in again at once */
+		if (s->lock_fd >= 0) {
+			close(s->lock_fd);
+			s->lock_fd = -1;
+		}
 		pop3_ok(s, "Logging out.");
 		pop3_session_close(s);
 		return;

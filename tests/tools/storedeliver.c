@@ -13,9 +13,18 @@
  *   -i FILE           read the message from FILE instead of stdin
  *   -n COUNT          deliver COUNT copies, one transaction each; "%N" in the
  *                     message (first occurrence in each line) becomes 1..COUNT
+ *   -b BATCH          with -n: BATCH copies per transaction (the recipients
+ *                     repeated; "%N" is then the number of the batch's first)
  *   -r                keep the bytes as they are (default: bare LF becomes CRLF,
  *                     as SMTP DATA would give)
  *   -q QUOTA          bytes allowed per recipient (0: unlimited)
+ *
+ *   storedeliver -L STATE_DIR USER[:MAILBOX]
+ *
+ *   lists what the store holds (what IMAP would see): one line per message,
+ *   "UID FLAGS SIZE <ENV_FROM> <ENV_TO>", FLAGS a string of S(een) A(nswered)
+ *   F(lagged) D(eleted) R (draft) or "-"; exit status 1 when there is no such
+ *   mailbox.
  *
  * All recipients of one copy get it in one store_deliver call (one body, one
  * transaction). Prints "delivered USER UID UIDVALIDITY" per recipient and copy.
@@ -42,7 +51,8 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: storedeliver [-f SENDER] [-i FILE] [-n COUNT] [-r] [-q QUOTA] "
-		"STATE_DIR USER[=ENV_TO][:MAILBOX] ...\n");
+		"STATE_DIR USER[=ENV_TO][:MAILBOX] ...\n"
+		"       storedeliver -L STATE_DIR USER[:MAILBOX]\n");
 	exit(2);
 }
 
@@ -94,6 +104,42 @@ static char *prepare(const char *in, size_t len, bool raw, long n, size_t *len_r
 	return out;
 }
 
+static int list_mailbox(struct store *st, char *spec)
+{
+	char *colon = strchr(spec, ':');
+	if (colon != NULL)
+		*colon = '\0';
+	struct store_mailbox m;
+	int ret = store_mailbox_get(st, spec, colon != NULL ? colon + 1 : "INBOX", &m);
+	if (ret != STORE_OK) {
+		fprintf(stderr, "storedeliver: %s: %s\n", spec, store_strerror(ret));
+		return 1;
+	}
+	struct store_message *msgs;
+	size_t n;
+	if ((ret = store_messages(st, m.id, 1, UINT32_MAX, &msgs, &n)) != STORE_OK) {
+		fprintf(stderr, "storedeliver: messages: %s\n", store_strerror(ret));
+		return 1;
+	}
+	static const struct { unsigned flag; char c; } names[] = {
+		{ STORE_FLAG_SEEN, 'S' }, { STORE_FLAG_ANSWERED, 'A' }, { STORE_FLAG_FLAGGED, 'F' },
+		{ STORE_FLAG_DELETED, 'D' }, { STORE_FLAG_DRAFT, 'R' } };
+	for (size_t i = 0; i < n; i++) {
+		char flags[8];
+		size_t f = 0;
+		for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+			if (msgs[i].flags & names[k].flag)
+				flags[f++] = names[k].c;
+		if (f == 0)
+			flags[f++] = '-';
+		flags[f] = '\0';
+		printf("%u %s %llu <%s> <%s>\n", msgs[i].uid, flags,
+		       (unsigned long long)msgs[i].size, msgs[i].env_from, msgs[i].env_to);
+	}
+	free(msgs);
+	return 0;
+}
+
 static void become_owner(const char *dir)
 {
 	struct stat st;
@@ -109,26 +155,44 @@ static void become_owner(const char *dir)
 int main(int argc, char **argv)
 {
 	const char *sender = "", *file = NULL;
-	long count = 1;
-	bool raw = false;
+	long count = 1, batch = 1;
+	bool raw = false, list = false;
 	unsigned long long quota = 0;
 	int opt;
-	while ((opt = getopt(argc, argv, "f:i:n:rq:")) != -1) {
+	while ((opt = getopt(argc, argv, "b:f:i:Ln:rq:")) != -1) {
 		switch (opt) {
 		case 'f': sender = optarg; break;
 		case 'i': file = optarg; break;
 		case 'n': count = atol(optarg); break;
+		case 'b': batch = atol(optarg); break;
 		case 'r': raw = true; break;
+		case 'L': list = true; break;
 		case 'q': quota = strtoull(optarg, NULL, 10); break;
 		default: usage();
 		}
 	}
-	if (argc - optind < 2 || count < 1)
+	if (argc - optind < 2 || count < 1 || batch < 1 || batch > 10000)
 		usage();
 	const char *dir = argv[optind];
-	size_t nrcpt = (size_t)(argc - optind - 1);
+	if (list) {
+		if (argc - optind != 2)
+			usage();
+		become_owner(dir);
+		struct store_settings settings = { .dir = dir };
+		struct store *st;
+		const char *err = "";
+		if (store_open(&settings, &st, &err) != STORE_OK) {
+			fprintf(stderr, "storedeliver: open %s: %s\n", dir, err);
+			return 1;
+		}
+		int status = list_mailbox(st, argv[optind + 1]);
+		store_close(&st);
+		return status;
+	}
+	size_t nspec = (size_t)(argc - optind - 1);
+	size_t nrcpt = nspec * (size_t)batch;
 	struct store_recipient *rcpt = calloc(nrcpt, sizeof(*rcpt));
-	for (size_t i = 0; i < nrcpt; i++) {
+	for (size_t i = 0; i < nspec; i++) {
 		char *spec = argv[optind + 1 + i];
 		char *colon = strchr(spec, ':');
 		if (colon != NULL)
@@ -141,6 +205,8 @@ int main(int argc, char **argv)
 		rcpt[i].mailbox = colon != NULL ? colon + 1 : "INBOX";
 		rcpt[i].quota = quota;
 	}
+	for (size_t i = nspec; i < nrcpt; i++)
+		rcpt[i] = rcpt[i % nspec];
 
 	FILE *fp = file != NULL ? fopen(file, "rb") : stdin;
 	if (fp == NULL) {
@@ -164,18 +230,21 @@ int main(int argc, char **argv)
 		return ret == STORE_ERECOVER ? EXIT_RECOVER : 1;
 	}
 	int status = 0;
-	for (long n = 1; n <= count && status == 0; n++) {
+	for (long n = 1; n <= count && status == 0; n += batch) {
 		size_t blen;
 		char *body = prepare(message, len, raw, count > 1 ? n : 0, &blen);
 		struct store_body b = { body, blen, NULL };
-		ret = store_deliver(st, &b, sender, time(NULL), rcpt, nrcpt);
+		size_t copies = (size_t)(count - n + 1 < batch ? count - n + 1 : batch);
+		for (size_t i = 0; i < copies * nspec; i++)
+			rcpt[i].result = STORE_OK;
+		ret = store_deliver(st, &b, sender, time(NULL), rcpt, copies * nspec);
 		free(body);
 		if (ret != STORE_OK) {
 			fprintf(stderr, "storedeliver: deliver: %s\n", store_strerror(ret));
 			status = ret == STORE_ERECOVER ? EXIT_RECOVER : 1;
 			break;
 		}
-		for (size_t i = 0; i < nrcpt; i++) {
+		for (size_t i = 0; i < copies * nspec; i++) {
 			if (rcpt[i].result != STORE_OK) {
 				fprintf(stderr, "storedeliver: %s: %s\n", rcpt[i].user,
 					store_strerror(rcpt[i].result));
