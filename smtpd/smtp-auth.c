@@ -74,6 +74,11 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args)
 		smtp_reply(s, 503, "5.5.1 Error: already authenticated");
 		return;
 	}
+	if (s->txn != NULL) {
+		smtp_reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	s->n_auth++;
 	char mech[32];
 	size_t n = strcspn(args, " ");
 	if (n == 0 || n >= sizeof(mech)) {

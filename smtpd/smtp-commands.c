@@ -1,5 +1,5 @@
 /* smtp-commands.c — the SMTP command table and the session-level commands.
- * Mail transactions (MAIL, RCPT, DATA, BDAT) come with the store (issue #4). */
+ * Mail transactions are in smtp-txn.c, smtp-rcpt.c, smtp-data.c, smtp-deliver.c. */
 #include "smtpd/smtp-session.h"
 #include "common/log.h"
 
@@ -20,7 +20,9 @@ static bool valid_helo(const char *args)
 static void set_helo(struct smtp_session *s, const char *args, bool esmtp)
 {
 	snprintf(s->helo, sizeof(s->helo), "%s", args);
-	s->esmtp = esmtp;
+	s->esmtp = esmtp && !s->xclient_proto_smtp;
+	smtp_txn_reset(s);   /* RFC 5321 4.1.4: EHLO/HELO reset the transaction */
+	s->n_ehlo++;
 	smtp_enter_state(s, SMTP_STATE_HELO);
 }
 
@@ -44,11 +46,18 @@ static void cmd_ehlo(struct smtp_session *s, const char *args)
 	struct net_conn *c = s->conn;
 	net_conn_printf(c, "250-%s\r\n", s->conf->hostname);
 	net_conn_write_str(c, "250-PIPELINING\r\n");
+	net_conn_printf(c, "250-SIZE %llu\r\n", (unsigned long long)s->conf->max_message_size);
 	if (s->listener->tls == CONF_TLS_STARTTLS && !net_conn_is_tls(c))
 		net_conn_write_str(c, "250-STARTTLS\r\n");
 	if (smtp_auth_offered(s))
 		net_conn_write_str(c, "250-AUTH PLAIN LOGIN\r\n");
-	net_conn_write_str(c, "250 ENHANCEDSTATUSCODES\r\n");
+	if (smtp_xclient_allowed(s))
+		net_conn_write_str(c, "250-XCLIENT ADDR NAME HELO PROTO LOGIN\r\n");
+	net_conn_write_str(c, "250-ENHANCEDSTATUSCODES\r\n");
+	net_conn_write_str(c, "250-8BITMIME\r\n");
+	net_conn_write_str(c, "250-DSN\r\n");
+	net_conn_write_str(c, "250-SMTPUTF8\r\n");
+	net_conn_write_str(c, "250 CHUNKING\r\n");
 }
 
 static void cmd_starttls(struct smtp_session *s, const char *args)
@@ -65,6 +74,8 @@ static void cmd_starttls(struct smtp_session *s, const char *args)
 		smtp_reply(s, 501, "5.5.4 Syntax: STARTTLS");
 		return;
 	}
+	smtp_txn_reset(s);
+	s->n_starttls++;
 	smtp_reply(s, 220, "2.0.0 Ready to start TLS");
 	if (net_conn_start_tls(s->conn, s->conf->tls_server) < 0) {
 		smtp_reply(s, 454, "4.7.0 TLS not available due to local problem");
@@ -87,11 +98,14 @@ static void cmd_rset(struct smtp_session *s, const char *args)
 		smtp_reply(s, 501, "5.5.4 Syntax: RSET");
 		return;
 	}
+	smtp_txn_reset(s);
+	s->n_rset++;
 	smtp_reply(s, 250, "2.0.0 Ok");
 }
 
 static void cmd_quit(struct smtp_session *s, const char *args)
 {
+	s->n_quit++;
 	smtp_session_quit(s);
 }
 
@@ -107,10 +121,11 @@ static void cmd_vrfy(struct smtp_session *s, const char *args)
 
 static void cmd_help(struct smtp_session *s, const char *args)
 {
-	smtp_reply(s, 214, "2.0.0 Commands: EHLO HELO STARTTLS AUTH NOOP RSET VRFY HELP QUIT");
+	smtp_reply(s, 214, "2.0.0 Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT NOOP RSET "
+		   "VRFY HELP QUIT");
 }
 
-/* MAIL, RCPT, DATA, BDAT, ETRN, EXPN: the transaction arrives with the store. */
+/* ETRN, EXPN. */
 static void cmd_not_implemented(struct smtp_session *s, const char *args)
 {
 	if (s->listener->service == CONF_SERVICE_SUBMISSION && s->auth_user == NULL) {
@@ -125,10 +140,11 @@ static const struct smtp_command smtp_commands[] = {
 	{ "HELO", cmd_helo, SMTP_CMD_BEFORE_TLS },
 	{ "STARTTLS", cmd_starttls, SMTP_CMD_BEFORE_TLS },
 	{ "AUTH", smtp_cmd_auth, SMTP_CMD_NEEDS_HELO },
-	{ "MAIL", cmd_not_implemented, SMTP_CMD_NEEDS_HELO },
-	{ "RCPT", cmd_not_implemented, SMTP_CMD_NEEDS_HELO },
-	{ "DATA", cmd_not_implemented, SMTP_CMD_NEEDS_HELO },
-	{ "BDAT", cmd_not_implemented, SMTP_CMD_NEEDS_HELO },
+	{ "MAIL", smtp_cmd_mail, SMTP_CMD_NEEDS_HELO },
+	{ "RCPT", smtp_cmd_rcpt, SMTP_CMD_NEEDS_HELO },
+	{ "DATA", smtp_cmd_data, SMTP_CMD_NEEDS_HELO },
+	{ "BDAT", smtp_cmd_bdat, SMTP_CMD_NEEDS_HELO },
+	{ "XCLIENT", smtp_cmd_xclient, 0 },
 	{ "RSET", cmd_rset, SMTP_CMD_BEFORE_TLS },
 	{ "NOOP", cmd_noop, SMTP_CMD_BEFORE_TLS },
 	{ "QUIT", cmd_quit, SMTP_CMD_BEFORE_TLS },

@@ -28,7 +28,8 @@ static struct smtp_sessions *sessions_of(struct service *svc)
 
 static const char *state_name(enum smtp_state state)
 {
-	static const char *const names[] = { "CONNECTED", "HELO", "AUTH", "WAIT", "QUIT" };
+	static const char *const names[] = { "CONNECTED", "HELO", "AUTH", "WAIT", "QUIT", "DATA",
+					     "BDAT" };
 	return names[state];
 }
 
@@ -139,9 +140,17 @@ static void on_input(struct net_conn *conn, void *ctx)
 	struct smtp_session *s = ctx;
 	struct net_line line;
 	enum net_line_status st;
-	while (s->state != SMTP_STATE_WAIT && s->state != SMTP_STATE_QUIT &&
-	       !net_conn_output_full(conn) &&
-	       (st = net_conn_read_line(conn, &line)) != NET_LINE_NEED_MORE) {
+	for (;;) {
+		if (s->state == SMTP_STATE_WAIT || s->state == SMTP_STATE_QUIT ||
+		    net_conn_output_full(conn))
+			break;
+		if (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT) {
+			if (!smtp_data_input(s))
+				break;
+			continue;
+		}
+		if ((st = net_conn_read_line(conn, &line)) == NET_LINE_NEED_MORE)
+			break;
 		if (st == NET_LINE_TOO_LONG) {
 			s->commands++;
 			s->bad_commands++;
@@ -188,15 +197,10 @@ static void on_timeout(struct net_conn *conn, void *ctx)
 	smtp_reply(s, 421, "4.4.2 %s Error: timeout exceeded", s->conf->hostname);
 }
 
-static void on_close(struct net_conn *conn, void *ctx)
+static void session_free(struct smtp_session *s)
 {
-	struct smtp_session *s = ctx;
 	struct smtp_sessions *list = sessions_of(s->svc);
-	if (s->login != NULL)
-		service_login_cancel(s->login);
-	sasl_clear(&s->sasl);
-	log_info("%s: disconnect from unknown[%s] commands=%u/%u", s->id,
-		 net_conn_peer_ip(conn), s->commands - s->bad_commands, s->commands);
+	smtp_txn_reset(s);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -205,6 +209,46 @@ static void on_close(struct net_conn *conn, void *ctx)
 		s->next->prev = s->prev;
 	conf_unref(&s->conf);
 	free(s);
+}
+
+bool smtp_session_unbusy(struct smtp_session *s)
+{
+	s->busy--;
+	if (!s->closed)
+		return false;
+	if (s->busy == 0)
+		session_free(s);
+	return true;
+}
+
+static void on_close(struct net_conn *conn, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	if (s->login != NULL)
+		service_login_cancel(s->login);
+	s->login = NULL;
+	sasl_clear(&s->sasl);
+	/* Postfix's form: only the commands that were used */
+	const struct { const char *name; unsigned n; } counts[] = {
+		{ "ehlo", s->n_ehlo }, { "starttls", s->n_starttls }, { "auth", s->n_auth },
+		{ "mail", s->n_mail }, { "rcpt", s->n_rcpt }, { "data", s->n_data },
+		{ "bdat", s->n_bdat }, { "rset", s->n_rset }, { "quit", s->n_quit },
+	};
+	char text[256];
+	size_t o = 0;
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+		if (counts[i].n > 0 && o < sizeof(text))
+			o += (size_t)snprintf(text + o, sizeof(text) - o, " %s=%u", counts[i].name,
+					      counts[i].n);
+	if (o >= sizeof(text))
+		o = sizeof(text) - 1;
+	text[o] = '\0';
+	log_info("%s: disconnect from %s[%s]%s commands=%u/%u queued=%u", s->id, s->client_name,
+		 s->client_ip, text, s->commands - s->bad_commands, s->commands, s->queued);
+	s->closed = true;
+	s->conn = NULL;
+	if (s->busy == 0)
+		session_free(s);
 }
 
 static const struct net_conn_callbacks smtp_conn_callbacks = {
@@ -225,6 +269,8 @@ void smtp_session_accept(struct service *svc, struct net_conn *conn,
 	s->conf = conf;
 	s->listener = listener;
 	s->state = SMTP_STATE_CONNECTED;
+	snprintf(s->client_ip, sizeof(s->client_ip), "%s", net_conn_peer_ip(conn));
+	snprintf(s->client_name, sizeof(s->client_name), "unknown");
 	snprintf(s->id, sizeof(s->id), "%lX", ++list->next_id + ((unsigned long)getpid() << 20));
 	s->next = list->head;
 	if (list->head != NULL)
@@ -247,7 +293,7 @@ void smtp_sessions_shutdown(struct service *svc)
 {
 	struct smtp_sessions *list = sessions_of(svc);
 	for (struct smtp_session *s = list->head; s != NULL; s = s->next) {
-		if (s->state == SMTP_STATE_QUIT)
+		if (s->state == SMTP_STATE_QUIT || s->closed)
 			continue;
 		smtp_reply(s, 421, "4.3.2 %s Service shutting down", s->conf->hostname);
 		smtp_enter_state(s, SMTP_STATE_QUIT);

@@ -1,0 +1,161 @@
+/* smtp-deliver.c — local delivery of a received message: one store transaction for
+ * every local copy (store_deliver, on libuv's thread pool), and "250 2.0.0 Ok:
+ * queued as ID" only after it committed. Logged as Postfix logs a local delivery. */
+#include "smtpd/smtp-session.h"
+#include "common/log.h"
+#include "common/pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <sys/time.h>
+#include <time.h>
+
+struct deliver_job {
+	struct smtp_session *s;
+	struct store *store;
+	struct store_body body;
+	const char *from;
+	struct store_recipient *rcpts;
+	size_t n;
+	bool *grace;                /* over quota but delivered: the others were accepted */
+	int result;
+};
+
+/* Before the transaction: every copy over quota → the whole message is refused
+ * (4.2.2 or 5.2.2); only some → those are delivered anyway (a one-message grace,
+ * as the recipients were accepted at RCPT time and no bounce may be lost). */
+static int deliver_work(void *arg)
+{
+	struct deliver_job *j = arg;
+	size_t over = 0;
+	for (size_t i = 0; i < j->n; i++) {
+		if (j->rcpts[i].quota == 0)
+			continue;
+		uint64_t bytes = 0, messages = 0;
+		if (store_user_usage(j->store, j->rcpts[i].user, &bytes, &messages) != STORE_OK)
+			bytes = 0;
+		if (bytes + j->body.len > j->rcpts[i].quota) {
+			j->grace[i] = true;
+			over++;
+		}
+	}
+	if (over == j->n)
+		return STORE_EQUOTA;
+	for (size_t i = 0; i < j->n; i++)
+		if (j->grace[i])
+			j->rcpts[i].quota = 0;
+	return store_deliver(j->store, &j->body, j->from, (int64_t)time(NULL), j->rcpts, j->n);
+}
+
+static double seconds_since(const struct timeval *start)
+{
+	struct timeval now;
+	gettimeofday(&now, NULL);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_usec - start->tv_usec) / 1e6;
+}
+
+static void log_deliveries(struct smtp_session *s, struct deliver_job *j, int result)
+{
+	struct smtp_txn *t = s->txn;
+	double delay = seconds_since(&t->start);
+	for (size_t i = 0; i < j->n; i++) {
+		const struct smtp_copy *c = &t->copies[i];
+		char orig[SMTP_PATH_MAX + 32] = "";
+		char pe[SMTP_PATH_MAX + 1];
+		log_printable(pe, sizeof(pe), c->env_to, strlen(c->env_to));
+		if (strcasecmp(c->env_to, c->mailbox->address) != 0)
+			snprintf(orig, sizeof(orig), ", orig_to=<%s>", pe);
+		int r = result == STORE_OK ? j->rcpts[i].result : result;
+		if (r == STORE_OK)
+			log_info("%s: to=<%s>%s, relay=local, delay=%.2f, dsn=2.0.0, status=sent "
+				 "(delivered to mailbox%s)", t->queue_id, c->mailbox->address, orig,
+				 delay, j->grace[i] ? " over quota within grace" : "");
+		else
+			log_info("%s: to=<%s>%s, relay=local, delay=%.2f, dsn=%s, status=%s (%s)",
+				 t->queue_id, c->mailbox->address, orig, delay,
+				 r == STORE_EQUOTA && s->conf->smtp.quota_permanent ? "5.2.2" :
+				 r == STORE_EQUOTA ? "4.2.2" : "4.3.0",
+				 r == STORE_EQUOTA && s->conf->smtp.quota_permanent ? "bounced" : "deferred",
+				 store_strerror(r));
+	}
+}
+
+static void deliver_done(void *arg, int result)
+{
+	struct deliver_job *j = arg;
+	struct smtp_session *s = j->s;
+	if (smtp_session_unbusy(s))
+		goto out;
+	struct smtp_txn *t = s->txn;
+	size_t ok = 0;
+	for (size_t i = 0; result == STORE_OK && i < j->n; i++)
+		ok += j->rcpts[i].result == STORE_OK;
+	log_deliveries(s, j, result);
+	if (result == STORE_OK && ok > 0) {
+		s->queued++;
+		smtp_reply(s, 250, "2.0.0 Ok: queued as %s", t->queue_id);
+		log_info("%s: removed", t->queue_id);
+	} else if (result == STORE_EQUOTA || (result == STORE_OK && ok == 0)) {
+		if (s->conf->smtp.quota_permanent)
+			smtp_reply(s, 552, "5.2.2 Error: mailbox full");
+		else
+			smtp_reply(s, 452, "4.2.2 Error: mailbox full, try again later");
+	} else {
+		log_error("%s: local delivery failed: %s", t->queue_id, store_strerror(result));
+		smtp_reply(s, 451, "4.3.0 Error: local delivery failed, try again later");
+	}
+	smtp_txn_reset(s);
+	smtp_enter_state(s, SMTP_STATE_HELO);
+	smtp_session_resume(s);
+out:
+	free(j->rcpts);
+	free(j->grace);
+	free(j);
+}
+
+void smtp_deliver(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	off_t size = lseek(t->fd, 0, SEEK_END);
+	char pm[SMTP_MSGID_LOG_MAX + 1], pf[SMTP_PATH_MAX + 1];
+	if (t->msgid_len > 0)
+		log_info("%s: message-id=%s", t->queue_id,
+			 log_printable(pm, sizeof(pm), t->msgid, t->msgid_len));
+	log_info("%s: from=<%s>, size=%lld, nrcpt=%u%s%s%s%s", t->queue_id,
+		 log_printable(pf, sizeof(pf), t->from, strlen(t->from)), (long long)size,
+		 t->rcpt_accepted, t->envid != NULL ? ", envid=" : "",
+		 t->envid != NULL ? t->envid : "",
+		 t->ret == 1 ? ", ret=FULL" : t->ret == 2 ? ", ret=HDRS" : "",
+		 t->smtputf8 ? ", smtputf8" : "");
+
+	struct deliver_job *j = x_calloc(1, sizeof(*j));
+	j->s = s;
+	j->store = service_store(s->svc);
+	j->body.path = t->spool_path;
+	j->body.len = size > 0 ? (size_t)size : 0;
+	j->from = t->from;
+	j->n = t->n_copies;
+	j->rcpts = x_calloc(j->n, sizeof(*j->rcpts));
+	j->grace = x_calloc(j->n, sizeof(*j->grace));
+	for (size_t i = 0; i < j->n; i++) {
+		j->rcpts[i].user = t->copies[i].mailbox->address;
+		j->rcpts[i].mailbox = "INBOX";
+		j->rcpts[i].env_to = t->copies[i].env_to;
+		j->rcpts[i].quota = t->copies[i].mailbox->quota;
+	}
+	smtp_session_wait(s);
+	s->busy++;
+	if (store_async(service_loop(s->svc), deliver_work, deliver_done, j) != 0) {
+		s->busy--;
+		free(j->rcpts);
+		free(j->grace);
+		free(j);
+		smtp_reply(s, 451, "4.3.0 Error: local delivery failed, try again later");
+		smtp_txn_reset(s);
+		smtp_enter_state(s, SMTP_STATE_HELO);
+		smtp_session_resume(s);
+	}
+}
