@@ -1,0 +1,69 @@
+"""A 10,000-message POP3 maildrop: the login reads the message list with one
+store call, and STAT, LIST, UIDL, a RETR at the far end, DELE of many and the
+QUIT that expunges them all stay quick; a 5 MB message streams through intact."""
+
+import time
+
+import pytest
+
+from test_pop3 import (crlf, message, pop3_instance, pop_login, store_list, storedeliver)
+
+COUNT = 10000
+
+
+@pytest.fixture(scope="module")
+def suite():
+    inst = pop3_instance(log_level="info")
+    try:
+        yield inst
+    except Exception:
+        print(inst.log()[-20000:])
+        raise
+    finally:
+        inst.cleanup()
+
+
+def test_ten_thousand_messages(suite):
+    text = message("bulk %N", "a line of the body\n" * 3)
+    storedeliver(suite, ["big"], text, args=["-n", str(COUNT), "-b", "500"], timeout=300)
+    started = time.monotonic()
+    pop = pop_login(suite, "big")
+    count, size = pop.stat()
+    assert count == COUNT
+    resp, listing, _ = pop.list()
+    resp, uidls, _ = pop.uidl()
+    elapsed = time.monotonic() - started
+    assert len(listing) == COUNT and len(uidls) == COUNT
+    assert sum(int(l.split()[1]) for l in listing) == size
+    ids = [u.split()[1] for u in uidls]
+    assert len(set(ids)) == COUNT
+    assert [int(u.split()[0]) for u in uidls] == list(range(1, COUNT + 1))
+    # login, STAT, LIST and UIDL of 10,000 messages: well under what a client waits
+    assert elapsed < 5, f"login+STAT+LIST+UIDL took {elapsed:.2f}s"
+    _, lines, _ = pop.retr(COUNT)
+    assert b"Subject: bulk " in b"\n".join(lines)
+    # delete half; UPDATE expunges them in one go
+    started = time.monotonic()
+    for n in range(1, COUNT + 1, 2):
+        pop.dele(n)
+    assert pop.stat()[0] == COUNT // 2
+    assert pop.quit() == f"+OK Logging out, {COUNT // 2} messages deleted.".encode()
+    assert time.monotonic() - started < 30
+    rows = store_list(suite, "big")
+    assert len(rows) == COUNT // 2
+    pop = pop_login(suite, "big")
+    _, after, _ = pop.uidl()
+    assert [u.split()[1] for u in after] == ids[1::2]
+    pop.quit()
+
+
+def test_five_megabyte_message_streams_intact(suite):
+    body = "".join(f"{i:08d} " + "x" * 70 + "\n" for i in range(65000))
+    body += ".a line starting with a dot\n"
+    text = message("large", body)
+    storedeliver(suite, ["extra1"], text)
+    pop = pop_login(suite, "extra1")
+    resp, lines, octets = pop.retr(1)
+    assert resp == f"+OK {len(crlf(text))} octets".encode()
+    assert b"\r\n".join(lines) + b"\r\n" == crlf(text)
+    pop.quit()
