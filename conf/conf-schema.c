@@ -24,6 +24,7 @@ static const char *const domain_types[] = { "local", "remote", NULL };
 static const char *const auth_backends[] = { "local", "pam", NULL };
 static const char *const pam_users[] = { "localpart", "address", NULL };
 static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
+static const char *const bare_lf_modes[] = { "reject", "normalize", NULL };
 
 #define CFG_OFF(field) offsetof(struct warren_config, field)
 #define TLS_OFF(field) offsetof(struct conf_tls, field)
@@ -130,6 +131,42 @@ static const struct conf_section_def tls_section = {
 static const struct conf_section_def domain_tls_section = {
 	"tls", 0, NULL, "The domain's own certificate (SNI).", domain_tls_keys };
 
+static const struct conf_key_def smtp_keys[] = {
+	K("max_recipients", KEY_INT, "100", 1, 100000, CFG_OFF(smtp.max_recipients),
+	  "Recipients per message (RFC 5321 4.5.3.1.8 asks for at least 100); more get "
+	  "452 4.5.3."),
+	K("quota_permanent", KEY_BOOL, "false", 0, 0, CFG_OFF(smtp.quota_permanent),
+	  "Refuse recipients over quota with 552 5.2.2 (permanent) instead of 452 4.2.2."),
+	KE("bare_lf", "reject", bare_lf_modes, CFG_OFF(smtp.bare_lf),
+	   "A bare LF or CR in DATA (never an end of line, so SMTP smuggling cannot "
+	   "work): reject the message with 550 5.5.2, or normalize it to CRLF."),
+	K("max_data_line", KEY_SIZE, "1M", 1000, 256 * MB, CFG_OFF(smtp.max_data_line),
+	  "Longest line accepted in a message (RFC 5321 says 998, real senders send "
+	  "more); longer lines get 552 5.3.4."),
+	K("trusted_networks", KEY_STRLIST, NULL, 0, 0, CFG_OFF(smtp.trusted_networks),
+	  "Client networks (\"192.0.2.0/24\", \"::1/128\") that may relay without "
+	  "AUTH."),
+	K("xclient_networks", KEY_STRLIST, NULL, 0, 0, CFG_OFF(smtp.xclient_networks),
+	  "Client networks allowed to send XCLIENT (a proxy or test presenting the real "
+	  "client)."),
+	K("sender_login_check", KEY_BOOL, "true", 0, 0, CFG_OFF(smtp.sender_login_check),
+	  "On submission, MAIL FROM must be the authenticated user's address or one of "
+	  "its aliases (else 553 5.7.1)."),
+	KEND
+};
+
+static const struct conf_section_def smtp_section = {
+	"smtp", 0, NULL, "SMTP transactions (smtpd).", smtp_keys };
+
+_Static_assert(offsetof(struct warren_config, smtp.n_trusted_networks) ==
+	       offsetof(struct warren_config, smtp.trusted_networks) + sizeof(void *),
+	       "strlist layout");
+_Static_assert(offsetof(struct warren_config, smtp.n_xclient_networks) ==
+	       offsetof(struct warren_config, smtp.xclient_networks) + sizeof(void *),
+	       "strlist layout");
+_Static_assert(offsetof(struct conf_mailbox, n_forward) ==
+	       offsetof(struct conf_mailbox, forward) + sizeof(void *), "strlist layout");
+
 static const struct conf_key_def listener_keys[] = {
 	K("address", KEY_STR, "0.0.0.0", 0, 0, LIS_OFF(address),
 	  "IP address to listen on (IPv4 or IPv6; \"::\" for all IPv6 addresses)."),
@@ -165,6 +202,11 @@ static const struct conf_key_def mailbox_keys[] = {
 	  "Most bytes the mailbox may hold; 0: no limit."),
 	K("max_message_size", KEY_SIZE, "0", 0, 4 * GB, MBX_OFF(max_message_size),
 	  "Largest message accepted for this mailbox; 0: the domain's limit."),
+	K("forward", KEY_STRLIST, NULL, 0, 0, MBX_OFF(forward),
+	  "Addresses the mailbox's mail is forwarded to (outbound delivery, issue #6; "
+	  "until it exists smtpd answers such recipients with 451 4.3.0)."),
+	K("forward_keep_copy", KEY_BOOL, "false", 0, 0, MBX_OFF(forward_keep_copy),
+	  "With forward: also keep a copy in this mailbox."),
 	KEND
 };
 
@@ -199,6 +241,12 @@ static const struct conf_key_def domain_keys[] = {
 	  "they select the domain's certificate."),
 	K("max_message_size", KEY_SIZE, "0", 0, 4 * GB, DOM_OFF(max_message_size),
 	  "Largest message accepted for the domain; 0: the global max_message_size."),
+	K("catch_all", KEY_STR, NULL, 0, 0, DOM_OFF(catch_all),
+	  "Where mail for unknown local parts goes: a mailbox or alias of the domain, or "
+	  "a full address; unset: unknown users are refused (550 5.1.1)."),
+	K("multidrop", KEY_STR, NULL, 0, 0, DOM_OFF(multidrop),
+	  "A mailbox of the domain that receives all of the domain's mail, each message "
+	  "keeping its envelope recipient (for POP3 SDPS or a downstream server)."),
 	SUB("tls", &domain_tls_section, DOM_OFF(tls)),
 	SUB("mailbox", &mailbox_section, 0),
 	SUB("alias", &alias_section, 0),
@@ -226,6 +274,7 @@ static const struct conf_key_def root_keys[] = {
 	SUB("log", &log_section, 0),
 	SUB("dns", &dns_section, 0),
 	SUB("auth", &auth_section, 0),
+	SUB("smtp", &smtp_section, 0),
 	SUB("tls", &tls_section, CFG_OFF(tls)),
 	SUB("listener", &listener_section, 0),
 	SUB("domain", &domain_section, 0),
