@@ -6,7 +6,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONF       ?= conf/example/warren.conf
 
-.PHONY: all deps build run test test-asan bench clean
+.PHONY: all deps build run test test-asan fuzz bench clean
 
 all: build
 
@@ -32,8 +32,13 @@ test-asan:
 # store: durable deliveries/s (1 and 16 writers, 4 and 100 KB, 1 and 10 recipients)
 # beside the disk's fsync rate; BENCH_SECONDS per case, about a minute in all
 BENCH_SECONDS ?= 4
+# libFuzzer targets of tests/fuzz, FUZZ_SECONDS (default 60) each, in build-fuzz/
+fuzz:
+	@scripts/deps.sh
+	@scripts/fuzz.sh
+
 bench: build
 	@$(BUILD)/bench/store -s $(BENCH_SECONDS)
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The load in progress. libConfuse's callbacks carry no user pointer, so the
@@ -337,6 +338,13 @@ static int conf_include(cfg_t *cfg, cfg_opt_t *opt, int argc, const char **argv)
 			globfree(&g);
 			return 1;
 		}
+		/* a folder, a device or a FIFO would hang or confuse the lexer */
+		struct stat st;
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+			cfg_error(cfg, "include(\"%s\"): %s is not a regular file", argv[0], path);
+			globfree(&g);
+			return 1;
+		}
 		if (ctx_note_included(current_load, path) < 0) {
 			cfg_error(cfg, "include(\"%s\"): %s is read more than once (an include loop?)",
 				  argv[0], path);
@@ -650,10 +658,11 @@ int conf_load_from(const char *path, const char *root, unsigned flags,
 		snprintf(open_path, len, "%s%s", ctx.root, ctx.path);
 	}
 
+	/* before cfg_init: it validates the defaults, which calls back into us */
+	current_load = &ctx;
 	cfg_opt_t *opts = build_opts(&conf_root_section, 1);
 	cfg_t *cfg = cfg_init(opts, CFGF_NONE);
 	cfg_set_error_function(cfg, confuse_errfunc);
-	current_load = &ctx;
 
 	if (access(open_path, R_OK) != 0) {
 		conf_error_at(&ctx, NULL, 0, "%s: %s", open_path, strerror(errno));

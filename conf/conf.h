@@ -173,7 +173,7 @@ struct warren_config {
 		unsigned max_recipients;     /* RCPT per transaction */
 		bool quota_permanent;        /* over quota: 552 5.2.2 instead of 452 4.2.2 */
 		int bare_lf;                 /* enum conf_bare_lf */
-		unsigned max_data_line;      /* longest line in DATA, bytes */
+		uint64_t max_data_line;      /* longest line in DATA, bytes (KEY_SIZE: 64 bits) */
 		const char *const *trusted_networks;   /* may relay without AUTH */
 		size_t n_trusted_networks;
 		const char *const *xclient_networks;   /* may send XCLIENT */

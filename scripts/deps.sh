@@ -11,6 +11,8 @@ PACKAGES=(
   libconfuse-dev libcrypt-dev zlib1g-dev
   # tools used at run time and by the tests
   openssl python3 python3-pytest swaks dnsmasq-base libpam-wrapper libcmocka-dev
+  # fuzzing and sanitizers (make fuzz, make test-asan)
+  clang libclang-rt-14-dev
   curl procps
   fetchmail
 )
