@@ -507,19 +507,19 @@ static int valid_network(const char *s)
 	return slash[1] != '\0' && *end == '\0' && bits >= 0 && bits <= max;
 }
 
-static void check_networks(struct conf_load_ctx *ctx, cfg_t *root, const char *key,
-			   const char *const *nets, size_t n)
+static void check_networks(struct conf_load_ctx *ctx, cfg_t *root, const char *section,
+			   const char *key, const char *const *nets, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (valid_network(nets[i]))
 			continue;
 		const char *file = ctx->path;
 		int line = 0;
-		cfg_t *sec = cfg_getsec(root, "smtp");
+		cfg_t *sec = cfg_getsec(root, section);
 		if (sec != NULL)
 			conf_key_location(ctx, sec, key, &file, &line);
-		conf_error_at(ctx, file, line, "smtp: %s: \"%s\" is not an address or network",
-			      key, nets[i]);
+		conf_error_at(ctx, file, line, "%s: %s: \"%s\" is not an address or network",
+			      section, key, nets[i]);
 	}
 }
 
@@ -610,10 +610,12 @@ void conf_check(struct conf_load_ctx *ctx, cfg_t *root, struct warren_config *co
 	check_tls_block(ctx, &conf->tls, conf->tls.file != NULL ? conf->tls.file : conf->path,
 			conf->tls.line);
 	check_listeners(ctx, conf);
-	check_networks(ctx, root, "trusted_networks", conf->smtp.trusted_networks,
+	check_networks(ctx, root, "smtp", "trusted_networks", conf->smtp.trusted_networks,
 		       conf->smtp.n_trusted_networks);
-	check_networks(ctx, root, "xclient_networks", conf->smtp.xclient_networks,
+	check_networks(ctx, root, "smtp", "xclient_networks", conf->smtp.xclient_networks,
 		       conf->smtp.n_xclient_networks);
+	check_networks(ctx, root, "http", "metrics_allow", conf->http.metrics_allow,
+		       conf->http.n_metrics_allow);
 	for (size_t i = 0; i < conf->n_domains; i++)
 		check_domain(ctx, conf, &conf->domains[i], i > 0 ? &conf->domains[i - 1] : NULL);
 	if (conf->default_domain != NULL && conf_find_domain(conf, conf->default_domain) == NULL)

@@ -158,6 +158,22 @@ static const struct conf_key_def smtp_keys[] = {
 static const struct conf_section_def smtp_section = {
 	"smtp", 0, NULL, "SMTP transactions (smtpd).", smtp_keys };
 
+static const struct conf_key_def http_keys[] = {
+	K("metrics_allow", KEY_STRLIST, "{\"127.0.0.0/8\", \"::1/128\"}", 0, 0,
+	  CFG_OFF(http.metrics_allow),
+	  "Client networks (\"192.0.2.0/24\", \"::1/128\") that may read the Prometheus "
+	  "endpoint /metrics on http listeners; others get 403. Default: loopback only."),
+	KEND
+};
+
+static const struct conf_section_def http_section = {
+	"http", 0, NULL, "The HTTP daemon (httpd): client auto-configuration and metrics.",
+	http_keys };
+
+_Static_assert(offsetof(struct warren_config, http.n_metrics_allow) ==
+	       offsetof(struct warren_config, http.metrics_allow) + sizeof(void *),
+	       "strlist layout");
+
 _Static_assert(offsetof(struct warren_config, smtp.n_trusted_networks) ==
 	       offsetof(struct warren_config, smtp.trusted_networks) + sizeof(void *),
 	       "strlist layout");
@@ -275,6 +291,7 @@ static const struct conf_key_def root_keys[] = {
 	SUB("dns", &dns_section, 0),
 	SUB("auth", &auth_section, 0),
 	SUB("smtp", &smtp_section, 0),
+	SUB("http", &http_section, 0),
 	SUB("tls", &tls_section, CFG_OFF(tls)),
 	SUB("listener", &listener_section, 0),
 	SUB("domain", &domain_section, 0),

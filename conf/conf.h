@@ -180,6 +180,10 @@ struct warren_config {
 		size_t n_xclient_networks;
 		bool sender_login_check;     /* submission: MAIL FROM must be the user's */
 	} smtp;
+	struct conf_http {
+		const char *const *metrics_allow;  /* client networks that may read /metrics */
+		size_t n_metrics_allow;
+	} http;
 
 	const struct conf_listener *listeners;  /* in file order */
 	size_t n_listeners;

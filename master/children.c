@@ -16,15 +16,22 @@ static void child_spawn(struct master_child *c);
 
 void master_children_init(struct master *m)
 {
-	static const struct { const char *name; unsigned services; } defs[3] = {
-		{ "smtpd", (1u << CONF_SERVICE_SMTP) | (1u << CONF_SERVICE_SUBMISSION) },
-		{ "imapd", 1u << CONF_SERVICE_IMAP },
-		{ "pop3d", 1u << CONF_SERVICE_POP3 },
+	static const struct {
+		const char *name;
+		unsigned services;
+		bool uses_store;
+	} defs[MASTER_N_CHILDREN] = {
+		{ "smtpd", (1u << CONF_SERVICE_SMTP) | (1u << CONF_SERVICE_SUBMISSION), true },
+		{ "imapd", 1u << CONF_SERVICE_IMAP, true },
+		{ "pop3d", 1u << CONF_SERVICE_POP3, true },
+		/* HTTP (auto-configuration, metrics) never opens the store */
+		{ "httpd", 1u << CONF_SERVICE_HTTP, false },
 	};
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < MASTER_N_CHILDREN; i++) {
 		struct master_child *c = &m->children[i];
 		c->name = defs[i].name;
 		c->services = defs[i].services;
+		c->uses_store = defs[i].uses_store;
 		c->master = m;
 		c->backoff_ms = MASTER_RESTART_MIN_MS;
 		uv_timer_init(m->loop, &c->restart_timer);
@@ -80,8 +87,9 @@ static void exit_cb(uv_process_t *proc, int64_t status, int term_signal)
 	/* A daemon that died abnormally was attached to the store: Berkeley DB's
 	 * DB_REGISTER then requires recovery before anyone opens the store again
 	 * (DESIGN.md: stop them all, recover, start them again). The daemon that died
-	 * keeps its back-off, so one that crashes at once does not recover in a loop. */
-	if (term_signal != 0 || status != 0) {
+	 * keeps its back-off, so one that crashes at once does not recover in a loop.
+	 * httpd never attaches to the store: it is only restarted. */
+	if ((term_signal != 0 || status != 0) && c->uses_store) {
 		log_info("restarting warren-%s in %u ms, after the store's recovery", c->name, delay);
 		c->restart_delay_ms = delay;
 		c->crashed = true;
@@ -164,7 +172,7 @@ static void child_spawn(struct master_child *c)
 
 void master_children_start(struct master *m)
 {
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < MASTER_N_CHILDREN; i++) {
 		struct master_child *c = &m->children[i];
 		if (!c->wanted)
 			continue;
@@ -179,7 +187,7 @@ void master_children_start(struct master *m)
 
 void master_children_signal(struct master *m, int signum)
 {
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < MASTER_N_CHILDREN; i++) {
 		struct master_child *c = &m->children[i];
 		if (c->running)
 			uv_process_kill(&c->proc, signum);
@@ -190,7 +198,7 @@ void master_children_signal(struct master *m, int signum)
 
 bool master_children_running(const struct master *m)
 {
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < MASTER_N_CHILDREN; i++)
 		if (m->children[i].running)
 			return true;
 	return false;

@@ -109,11 +109,6 @@ static int bind_listeners(struct master *m)
 	m->listeners = x_calloc(conf->n_listeners + 1, sizeof(*m->listeners));
 	for (size_t i = 0; i < conf->n_listeners; i++) {
 		const struct conf_listener *cl = &conf->listeners[i];
-		if (cl->service == CONF_SERVICE_HTTP) {
-			log_info("listener %s: the http service (client auto-configuration) is not "
-				 "built yet; not listening on port %u", cl->name, cl->port);
-			continue;
-		}
 		struct master_listener *ml = &m->listeners[m->n_listeners];
 		const char *err;
 		if (net_bind_socket(cl->address, cl->port, &ml->fd, &err) < 0) {
@@ -200,7 +195,7 @@ void master_children_stopped(struct master *m)
 {
 	uv_timer_stop(&m->stop_timer);
 	uv_close((uv_handle_t *)&m->stop_timer, close_noop);
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < MASTER_N_CHILDREN; i++)
 		uv_close((uv_handle_t *)&m->children[i].restart_timer, close_noop);
 	close_listeners(m);
 	master_store_stop(m);

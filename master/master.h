@@ -29,9 +29,13 @@ struct master_listener {
 	int fd;
 };
 
+/* smtpd, imapd, pop3d, httpd */
+#define MASTER_N_CHILDREN 4
+
 struct master_child {
 	const char *name;            /* "smtpd" → program warren-smtpd */
 	unsigned services;           /* 1 << enum conf_service it serves */
+	bool uses_store;             /* attached to the store: an abnormal end means recovery */
 	struct master *master;
 	uv_process_t proc;
 	bool running;
@@ -51,7 +55,7 @@ struct master {
 	struct warren_config *conf;
 	struct master_listener *listeners;
 	size_t n_listeners;
-	struct master_child children[3];
+	struct master_child children[MASTER_N_CHILDREN];
 	uv_signal_t sighup, sigterm, sigint, sigusr2;
 	uv_timer_t stop_timer;
 	bool stopping;

@@ -9,6 +9,7 @@ PACKAGES=(
   # libraries (DESIGN.md)
   libuv1-dev libssl-dev libdb5.3-dev libpam0g-dev libspf2-dev libc-ares-dev
   libconfuse-dev libcrypt-dev zlib1g-dev
+  libmicrohttpd-dev libexpat1-dev
   # tools used at run time and by the tests
   openssl python3 python3-pytest swaks dnsmasq-base libpam-wrapper libcmocka-dev
   # fuzzing and sanitizers (make fuzz, make test-asan)

@@ -186,6 +186,7 @@ class WarrenInstance:
         n += bool(services & {"smtp", "submission"})
         n += "imap" in services
         n += "pop3" in services
+        n += "http" in services
         return n
 
     def stop(self):

@@ -1,0 +1,282 @@
+/* metrics.c — GET /metrics in the Prometheus text format (version 0.0.4), for
+ * clients in http.metrics_allow (default loopback); others get 403.
+ *
+ * What is here is what httpd can learn without the mail daemons' help: the
+ * configuration, the daemons the master runs (from /proc), connections open on
+ * each listener (the kernel's TCP table: ESTABLISHED sockets on the listener's
+ * port), the store's size on disk, and httpd's own requests. Counters kept
+ * inside smtpd/imapd/pop3d (messages, deliveries, auth failures) and the queue
+ * come later (docs/httpd.md).
+ */
+#include "httpd/httpd.h"
+#include "common/log.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* How long a measured store size is reused (walking a big blob tree costs). */
+#define METRICS_STORE_CACHE_S 30
+
+static void help(struct buf *out, const char *name, const char *type, const char *text)
+{
+	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+/* ---- connections per listener, from /proc/net/tcp{,6} ---- */
+
+struct tcp_count {
+	const struct conf_listener *l;
+	unsigned long n;
+};
+
+static bool wildcard(const char *address)
+{
+	return strcmp(address, "0.0.0.0") == 0 || strcmp(address, "::") == 0;
+}
+
+static void scan_tcp(const char *file, int family, struct tcp_count *counts, size_t n)
+{
+	FILE *fp = fopen(file, "r");
+	if (fp == NULL)
+		return;
+	char line[512];
+	if (fgets(line, sizeof(line), fp) == NULL) {   /* header */
+		fclose(fp);
+		return;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		char local[64];
+		unsigned port, state;
+		if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", local, &port,
+			   &state) != 3 || state != 0x01)   /* TCP_ESTABLISHED */
+			continue;
+		unsigned char addr[16];
+		size_t words = family == AF_INET ? 1 : 4;
+		if (strlen(local) != words * 8)
+			continue;
+		for (size_t w = 0; w < words; w++) {
+			char hex[9];
+			memcpy(hex, local + w * 8, 8);
+			hex[8] = '\0';
+			uint32_t v = (uint32_t)strtoul(hex, NULL, 16);
+			memcpy(addr + w * 4, &v, 4);   /* the kernel printed the raw word */
+		}
+		char text[INET6_ADDRSTRLEN];
+		if (inet_ntop(family, addr, text, sizeof(text)) == NULL)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			const struct conf_listener *l = counts[i].l;
+			bool v6 = strchr(l->address, ':') != NULL;
+			if (l->port != port || v6 != (family == AF_INET6))
+				continue;
+			if (wildcard(l->address) || strcmp(l->address, text) == 0)
+				counts[i].n++;
+		}
+	}
+	fclose(fp);
+}
+
+static void connections(struct buf *out, const struct warren_config *conf)
+{
+	struct tcp_count *counts = calloc(conf->n_listeners + 1, sizeof(*counts));
+	if (counts == NULL)
+		return;
+	for (size_t i = 0; i < conf->n_listeners; i++)
+		counts[i].l = &conf->listeners[i];
+	scan_tcp("/proc/net/tcp", AF_INET, counts, conf->n_listeners);
+	scan_tcp("/proc/net/tcp6", AF_INET6, counts, conf->n_listeners);
+	help(out, "warren_connections", "gauge",
+	     "Established TCP connections on each listener (all daemons, all processes).");
+	for (size_t i = 0; i < conf->n_listeners; i++)
+		buf_printf(out, "warren_connections{listener=\"%s\",service=\"%s\"} %lu\n",
+			   counts[i].l->name, conf_service_name(counts[i].l->service), counts[i].n);
+	free(counts);
+}
+
+/* ---- daemons the master runs ---- */
+
+static long boot_time(void)
+{
+	FILE *fp = fopen("/proc/stat", "r");
+	char line[256];
+	long btime = 0;
+	while (fp != NULL && fgets(line, sizeof(line), fp) != NULL)
+		if (sscanf(line, "btime %ld", &btime) == 1)
+			break;
+	if (fp != NULL)
+		fclose(fp);
+	return btime;
+}
+
+static void daemons(struct buf *out)
+{
+	if (getenv("WARREN_LISTEN_FDS") == NULL)
+		return;   /* alone: there is no master whose children to show */
+	pid_t master = getppid();
+	DIR *dir = opendir("/proc");
+	if (dir == NULL)
+		return;
+	long btime = boot_time(), hz = sysconf(_SC_CLK_TCK);
+	help(out, "warren_daemon_start_time_seconds", "gauge",
+	     "Start time of each daemon the master runs, in seconds since the epoch.");
+	struct dirent *de;
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		char path[300], stat[1024];
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		FILE *fp = fopen(path, "r");
+		if (fp == NULL)
+			continue;
+		size_t len = fread(stat, 1, sizeof(stat) - 1, fp);
+		fclose(fp);
+		stat[len] = '\0';
+		char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+		if (open == NULL || close == NULL || close < open)
+			continue;
+		*close = '\0';
+		const char *comm = open + 1;
+		int ppid;
+		unsigned long long start;
+		/* after ") ": state ppid ... field 22 is starttime */
+		if (sscanf(close + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+			   "%*d %*d %*d %*d %llu", &ppid, &start) != 2)
+			continue;
+		if (ppid != master || strncmp(comm, "warren-", 7) != 0)
+			continue;
+		buf_printf(out, "warren_daemon_start_time_seconds{daemon=\"%s\",pid=\"%s\"} %lld\n",
+			   comm + 7, de->d_name, (long long)(btime + (long)(start / (unsigned long long)hz)));
+	}
+	closedir(dir);
+}
+
+/* ---- store size ---- */
+
+static pthread_mutex_t du_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t du_bytes, du_files;   /* nftw has no context pointer: under du_lock */
+
+static int du_cb(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	if (type == FTW_F) {
+		du_bytes += (uint64_t)st->st_blocks * 512;
+		du_files++;
+	}
+	return 0;
+}
+
+static struct {
+	char dir[4096];
+	time_t at;
+	uint64_t bytes[2], files[2];
+	bool ok[2];
+} du_cache;
+
+static void store_size(struct buf *out, const struct warren_config *conf)
+{
+	static const char *const parts[2] = { "store", "blobs" };
+	pthread_mutex_lock(&du_lock);
+	time_t now = time(NULL);
+	if (strcmp(du_cache.dir, conf->state_dir) != 0 ||
+	    now - du_cache.at >= METRICS_STORE_CACHE_S) {
+		snprintf(du_cache.dir, sizeof(du_cache.dir), "%s", conf->state_dir);
+		for (int i = 0; i < 2; i++) {
+			char path[4200];
+			snprintf(path, sizeof(path), "%s/%s", conf->state_dir, parts[i]);
+			du_bytes = du_files = 0;
+			du_cache.ok[i] = nftw(path, du_cb, 16, FTW_PHYS) == 0;
+			du_cache.bytes[i] = du_bytes;
+			du_cache.files[i] = du_files;
+		}
+		du_cache.at = now;
+	}
+	help(out, "warren_store_disk_bytes", "gauge",
+	     "Disk space of the store: the Berkeley DB environment (store) and message bodies (blobs).");
+	for (int i = 0; i < 2; i++)
+		if (du_cache.ok[i])
+			buf_printf(out, "warren_store_disk_bytes{part=\"%s\"} %llu\n", parts[i],
+				   (unsigned long long)du_cache.bytes[i]);
+	help(out, "warren_store_files", "gauge", "Files in the store's folders.");
+	for (int i = 0; i < 2; i++)
+		if (du_cache.ok[i])
+			buf_printf(out, "warren_store_files{part=\"%s\"} %llu\n", parts[i],
+				   (unsigned long long)du_cache.files[i]);
+	pthread_mutex_unlock(&du_lock);
+}
+
+/* ---- configuration and httpd itself ---- */
+
+static void config(struct buf *out, struct httpd *h, const struct warren_config *conf)
+{
+	size_t mailboxes = 0, aliases = 0;
+	for (size_t i = 0; i < conf->n_domains; i++) {
+		mailboxes += conf->domains[i].n_mailboxes;
+		aliases += conf->domains[i].n_aliases;
+	}
+	pthread_mutex_lock(&h->lock);
+	long long reloaded = (long long)h->reloaded;
+	unsigned long reloads = h->reloads;
+	pthread_mutex_unlock(&h->lock);
+	help(out, "warren_up", "gauge", "1 while warren-httpd answers.");
+	buf_append_str(out, "warren_up 1\n");
+	help(out, "warren_httpd_start_time_seconds", "gauge", "When warren-httpd started.");
+	buf_printf(out, "warren_httpd_start_time_seconds %lld\n", (long long)h->started);
+	help(out, "warren_config_generation", "gauge", "Generation of the running configuration.");
+	buf_printf(out, "warren_config_generation %lu\n", conf->generation);
+	help(out, "warren_config_reloads_total", "counter", "Configurations loaded by SIGHUP.");
+	buf_printf(out, "warren_config_reloads_total %lu\n", reloads);
+	help(out, "warren_config_last_reload_timestamp_seconds", "gauge",
+	     "When the running configuration was loaded.");
+	buf_printf(out, "warren_config_last_reload_timestamp_seconds %lld\n", reloaded);
+	help(out, "warren_domains", "gauge", "Domains in the configuration.");
+	buf_printf(out, "warren_domains %zu\n", conf->n_domains);
+	help(out, "warren_mailboxes", "gauge", "Mailboxes in the configuration.");
+	buf_printf(out, "warren_mailboxes %zu\n", mailboxes);
+	help(out, "warren_aliases", "gauge", "Aliases in the configuration.");
+	buf_printf(out, "warren_aliases %zu\n", aliases);
+	help(out, "warren_listener_info", "gauge", "Each listener with its service, port and TLS mode.");
+	for (size_t i = 0; i < conf->n_listeners; i++) {
+		const struct conf_listener *l = &conf->listeners[i];
+		buf_printf(out, "warren_listener_info{listener=\"%s\",service=\"%s\",port=\"%u\","
+			   "tls=\"%s\"} 1\n", l->name, conf_service_name(l->service), l->port,
+			   conf_tls_mode_name(l->tls));
+	}
+}
+
+static void requests(struct buf *out, struct httpd *h)
+{
+	static const char *const classes[STATUS_COUNT] = { "2xx", "3xx", "4xx", "5xx" };
+	help(out, "warren_http_requests_total", "counter",
+	     "Requests warren-httpd answered, by endpoint and status class.");
+	for (int r = 0; r < ROUTE_COUNT; r++)
+		for (int c = 0; c < STATUS_COUNT; c++) {
+			unsigned long n = __atomic_load_n(&h->requests[r][c], __ATOMIC_RELAXED);
+			if (n > 0 || c == STATUS_2XX)
+				buf_printf(out, "warren_http_requests_total{endpoint=\"%s\","
+					   "code=\"%s\"} %lu\n", httpd_route_name((enum httpd_route_id)r),
+					   classes[c], n);
+		}
+}
+
+void httpd_metrics(struct http_request *req, struct http_reply *reply)
+{
+	const struct warren_config *conf = req->conf;
+	if (!httpd_ip_allowed(req->client_ip, conf->http.metrics_allow, conf->http.n_metrics_allow)) {
+		log_warn("%s: client=%s: /metrics refused (not in http.metrics_allow)",
+			 req->listener, req->client_ip);
+		http_error(reply, 403, "Forbidden.");
+		return;
+	}
+	reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	config(&reply->body, req->httpd, conf);
+	daemons(&reply->body);
+	connections(&reply->body, conf);
+	store_size(&reply->body, conf);
+	requests(&reply->body, req->httpd);
+}
