@@ -1,5 +1,5 @@
 /* imap-auth.c — LOGIN and AUTHENTICATE (PLAIN, LOGIN; SASL-IR). */
-#include "imapd/imap-session.h"
+#include "imapd/imap-commands.h"
 #include "common/log.h"
 
 #include <string.h>
@@ -7,16 +7,15 @@
 static void login_done(enum auth_result result, const struct conf_mailbox *mailbox, void *ctx)
 {
 	struct imap_session *s = ctx;
-	char caps[512];
 	s->login = NULL;
 	sasl_clear(&s->sasl);
 	switch (result) {
 	case AUTH_OK:
 		s->user = mailbox;
 		imap_enter_state(s, IMAP_STATE_AUTH);
-		imap_tagged(s, "OK", "[CAPABILITY %s] Logged in",
-			    imap_capabilities(s, caps, sizeof(caps)));
-		break;
+		/* the tagged OK follows once the default folders exist */
+		imap_login_setup(s);
+		return;
 	case AUTH_FAIL:
 		imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed.");
 		break;

@@ -1,6 +1,6 @@
 /* imap-commands.c — the IMAP command table and the commands of any state.
  * Mailbox commands arrive with the store (issue #7). */
-#include "imapd/imap-session.h"
+#include "imapd/imap-commands.h"
 #include "common/log.h"
 
 #include <stdio.h>
@@ -16,11 +16,6 @@ static void cmd_capability(struct imap_session *s, const struct imap_arg *args, 
 	}
 	imap_untagged(s, "CAPABILITY %s", imap_capabilities(s, caps, sizeof(caps)));
 	imap_tagged(s, "OK", "Capability completed.");
-}
-
-static void cmd_noop(struct imap_session *s, const struct imap_arg *args, size_t n)
-{
-	imap_tagged(s, "OK", "NOOP completed.");
 }
 
 static void cmd_logout(struct imap_session *s, const struct imap_arg *args, size_t n)
@@ -76,83 +71,89 @@ static void cmd_id(struct imap_session *s, const struct imap_arg *args, size_t n
 	imap_tagged(s, "OK", "ID completed.");
 }
 
-/* Matches an IMAP LIST pattern: "*" matches anything, "%" anything but "/". */
-static bool list_match(const char *pattern, const char *name)
+/* UID FETCH / STORE / COPY / MOVE / SEARCH / EXPUNGE */
+static void cmd_uid(struct imap_session *s, const struct imap_arg *args, size_t n)
 {
-	if (*pattern == '\0')
-		return *name == '\0';
-	if (*pattern == '*' || *pattern == '%') {
-		for (const char *p = name;; p++) {
-			if (list_match(pattern + 1, p))
-				return true;
-			if (*p == '\0' || (*pattern == '%' && *p == '/'))
-				return false;
-		}
-	}
-	if (*name == '\0')
-		return false;
-	if (strncasecmp(pattern, name, 1) != 0)
-		return false;
-	return list_match(pattern + 1, name + 1);
-}
-
-/* LIST until the store arrives: every user has an INBOX and nothing else yet. */
-static void cmd_list(struct imap_session *s, const struct imap_arg *args, size_t n)
-{
-	const char *ref = n == 2 ? imap_arg_string(&args[0]) : NULL;
-	const char *pattern = n == 2 ? imap_arg_string(&args[1]) : NULL;
-	if (ref == NULL || pattern == NULL) {
-		imap_tagged(s, "BAD", "Syntax: LIST reference pattern");
+	const char *sub = n >= 1 && args[0].type == IMAP_ARG_ATOM ? args[0].str : NULL;
+	if (sub == NULL) {
+		imap_tagged(s, "BAD", "Syntax: UID FETCH|STORE|COPY|MOVE|SEARCH|EXPUNGE ...");
 		return;
 	}
-	if (pattern[0] == '\0') {
-		imap_untagged(s, "LIST (\\Noselect) \"/\" \"\"");
-	} else {
-		char full[1024];
-		snprintf(full, sizeof(full), "%s%s", ref, pattern);
-		if (list_match(full, "INBOX"))
-			imap_untagged(s, "LIST (\\HasNoChildren) \"/\" INBOX");
-	}
-	imap_tagged(s, "OK", "List completed.");
+	if (strcasecmp(sub, "FETCH") == 0)
+		imap_fetch(s, args + 1, n - 1, true);
+	else if (strcasecmp(sub, "STORE") == 0)
+		imap_store_cmd(s, args + 1, n - 1, true);
+	else if (strcasecmp(sub, "COPY") == 0)
+		imap_copy(s, args + 1, n - 1, true, false);
+	else if (strcasecmp(sub, "MOVE") == 0)
+		imap_copy(s, args + 1, n - 1, true, true);
+	else if (strcasecmp(sub, "SEARCH") == 0)
+		imap_search(s, args + 1, n - 1, true);
+	else if (strcasecmp(sub, "EXPUNGE") == 0)
+		imap_cmd_uid_expunge(s, args + 1, n - 1);
+	else
+		imap_tagged(s, "BAD", "Unknown UID command");
 }
 
-static void cmd_not_yet(struct imap_session *s, const struct imap_arg *args, size_t n)
+static void cmd_fetch(struct imap_session *s, const struct imap_arg *args, size_t n)
 {
-	imap_tagged(s, "NO", "[CANNOT] Not available yet on this server.");
+	imap_fetch(s, args, n, false);
 }
+
+static void cmd_store(struct imap_session *s, const struct imap_arg *args, size_t n)
+{
+	imap_store_cmd(s, args, n, false);
+}
+
+static void cmd_copy(struct imap_session *s, const struct imap_arg *args, size_t n)
+{
+	imap_copy(s, args, n, false, false);
+}
+
+static void cmd_move(struct imap_session *s, const struct imap_arg *args, size_t n)
+{
+	imap_copy(s, args, n, false, true);
+}
+
+static void cmd_search(struct imap_session *s, const struct imap_arg *args, size_t n)
+{
+	imap_search(s, args, n, false);
+}
+
+#define AUTHED (IMAP_CMD_AUTH | IMAP_CMD_SELECTED)
 
 static const struct imap_command imap_commands[] = {
 	{ "CAPABILITY", cmd_capability, IMAP_CMD_ANY },
-	{ "NOOP", cmd_noop, IMAP_CMD_ANY },
+	{ "NOOP", imap_cmd_noop, IMAP_CMD_ANY },
 	{ "LOGOUT", cmd_logout, IMAP_CMD_ANY },
 	{ "ID", cmd_id, IMAP_CMD_ANY },
 	{ "STARTTLS", cmd_starttls, IMAP_CMD_NOT_AUTH },
 	{ "LOGIN", imap_cmd_login, IMAP_CMD_NOT_AUTH },
 	{ "AUTHENTICATE", imap_cmd_authenticate, IMAP_CMD_NOT_AUTH },
-	{ "LIST", cmd_list, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "SELECT", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "EXAMINE", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "CREATE", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "DELETE", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "RENAME", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "SUBSCRIBE", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "UNSUBSCRIBE", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "LSUB", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "STATUS", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "APPEND", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "NAMESPACE", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "ENABLE", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "IDLE", cmd_not_yet, IMAP_CMD_AUTH | IMAP_CMD_SELECTED },
-	{ "CHECK", cmd_not_yet, IMAP_CMD_SELECTED },
-	{ "CLOSE", cmd_not_yet, IMAP_CMD_SELECTED },
-	{ "UNSELECT", cmd_not_yet, IMAP_CMD_SELECTED },
-	{ "EXPUNGE", cmd_not_yet, IMAP_CMD_SELECTED },
-	{ "SEARCH", cmd_not_yet, IMAP_CMD_SELECTED },
-	{ "FETCH", cmd_not_yet, IMAP_CMD_SELECTED },
-	{ "STORE", cmd_not_yet, IMAP_CMD_SELECTED },
-	{ "COPY", cmd_not_yet, IMAP_CMD_SELECTED },
-	{ "MOVE", cmd_not_yet, IMAP_CMD_SELECTED },
-	{ "UID", cmd_not_yet, IMAP_CMD_SELECTED },
+	{ "LIST", imap_cmd_list, AUTHED },
+	{ "LSUB", imap_cmd_lsub, AUTHED },
+	{ "SELECT", imap_cmd_select, AUTHED },
+	{ "EXAMINE", imap_cmd_examine, AUTHED },
+	{ "CREATE", imap_cmd_create, AUTHED },
+	{ "DELETE", imap_cmd_delete, AUTHED },
+	{ "RENAME", imap_cmd_rename, AUTHED },
+	{ "SUBSCRIBE", imap_cmd_subscribe, AUTHED },
+	{ "UNSUBSCRIBE", imap_cmd_unsubscribe, AUTHED },
+	{ "STATUS", imap_cmd_status, AUTHED },
+	{ "APPEND", imap_cmd_append, AUTHED },
+	{ "NAMESPACE", imap_cmd_namespace, AUTHED },
+	{ "ENABLE", imap_cmd_enable, AUTHED },
+	{ "IDLE", imap_cmd_idle, AUTHED },
+	{ "CHECK", imap_cmd_check, IMAP_CMD_SELECTED },
+	{ "CLOSE", imap_cmd_close, IMAP_CMD_SELECTED },
+	{ "UNSELECT", imap_cmd_unselect, IMAP_CMD_SELECTED },
+	{ "EXPUNGE", imap_cmd_expunge, IMAP_CMD_SELECTED },
+	{ "SEARCH", cmd_search, IMAP_CMD_SELECTED },
+	{ "FETCH", cmd_fetch, IMAP_CMD_SELECTED },
+	{ "STORE", cmd_store, IMAP_CMD_SELECTED },
+	{ "COPY", cmd_copy, IMAP_CMD_SELECTED },
+	{ "MOVE", cmd_move, IMAP_CMD_SELECTED },
+	{ "UID", cmd_uid, IMAP_CMD_SELECTED },
 };
 
 const struct imap_command *imap_command_find(const char *name)

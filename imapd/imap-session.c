@@ -16,14 +16,47 @@ struct imap_sessions {
 	unsigned long next_id;
 };
 
+static void imap_notify(uint64_t mailbox_id, void *ctx);
+
 static struct imap_sessions *sessions_of(struct service *svc)
 {
 	struct imap_sessions *list = service_data(svc);
 	if (list == NULL) {
 		list = x_calloc(1, sizeof(*list));
 		service_set_data(svc, list);
+		service_set_notify(svc, imap_notify, list);
 	}
 	return list;
+}
+
+/* The store changed mailbox_id: tell the sessions that have it selected. */
+static void imap_notify(uint64_t mailbox_id, void *ctx)
+{
+	struct imap_sessions *list = ctx;
+	for (struct imap_session *s = list->head, *next; s != NULL; s = next) {
+		next = s->next;
+		if (s->sel != NULL && s->sel->id == mailbox_id && !s->closed)
+			imap_session_changed(s);
+	}
+}
+
+struct store *imap_store(const struct imap_session *s)
+{
+	return service_store(s->svc);
+}
+
+uint64_t imap_quota(const struct imap_session *s)
+{
+	return s->user != NULL ? s->user->quota : 0;
+}
+
+uint64_t imap_max_message_size(const struct imap_session *s)
+{
+	if (s->user != NULL && s->user->max_message_size != 0)
+		return s->user->max_message_size;
+	if (s->user != NULL && s->user->domain != NULL && s->user->domain->max_message_size != 0)
+		return s->user->domain->max_message_size;
+	return s->conf->max_message_size;
 }
 
 static const char *state_name(enum imap_state state)
@@ -70,7 +103,7 @@ void imap_session_wait(struct imap_session *s)
 
 void imap_session_resume(struct imap_session *s)
 {
-	s->mode = IMAP_INPUT_LINE;
+	s->mode = s->idling ? IMAP_INPUT_IDLE : IMAP_INPUT_LINE;
 	net_conn_resume_input(s->conn);
 }
 
@@ -85,9 +118,16 @@ bool imap_plaintext_allowed(const struct imap_session *s)
 	return net_conn_is_tls(s->conn) || s->listener->auth_plaintext;
 }
 
+/* Extensions of the authenticated states, each complete and tested. */
+#define IMAP_CAPS_AUTHED "ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN " \
+	"SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE"
+
 const char *imap_capabilities(const struct imap_session *s, char *buf, size_t size)
 {
 	size_t o = (size_t)snprintf(buf, size, "IMAP4rev1 LITERAL+ SASL-IR ID");
+	if (s->state != IMAP_STATE_NOT_AUTH && o < size)
+		o += (size_t)snprintf(buf + o, size - o, " " IMAP_CAPS_AUTHED " APPENDLIMIT=%llu",
+				      (unsigned long long)imap_max_message_size(s));
 	if (s->state == IMAP_STATE_NOT_AUTH) {
 		if (s->listener->tls == CONF_TLS_STARTTLS && !net_conn_is_tls(s->conn) && o < size)
 			o += (size_t)snprintf(buf + o, size - o, " STARTTLS");
@@ -155,21 +195,56 @@ static void run_command(struct imap_session *s)
 	pool_free(&pool);
 }
 
+/* Keeps idle sessions small: a big command's buffer is given back. */
+#define IMAP_CMD_BUF_KEEP (64 * 1024)
+
+static void command_reset(struct imap_session *s)
+{
+	if (buf_len(&s->cmd) > IMAP_CMD_BUF_KEEP) {
+		size_t max = s->cmd.max;
+		buf_free(&s->cmd);
+		buf_init(&s->cmd, max);
+	} else {
+		buf_clear(&s->cmd);
+	}
+	s->literal_total = 0;
+	s->is_append = false;
+}
+
 static void command_done(struct imap_session *s)
 {
 	run_command(s);
-	buf_clear(&s->cmd);
-	s->literal_total = 0;
+	command_reset(s);
+}
+
+/* Whether the command starting with line is APPEND (whose literals are messages). */
+static bool line_is_append(const char *line, size_t len)
+{
+	const char *sp = memchr(line, ' ', len);
+	if (sp == NULL)
+		return false;
+	size_t rest = len - (size_t)(sp + 1 - line);
+	return rest > 7 && strncasecmp(sp + 1, "APPEND ", 7) == 0;
+}
+
+/* Literal bytes the command being assembled may carry in all. */
+static uint64_t literal_limit(const struct imap_session *s)
+{
+	if (s->is_append && s->state != IMAP_STATE_NOT_AUTH)
+		return imap_max_message_size(s) + IMAP_COMMAND_LITERAL_MAX;
+	return IMAP_COMMAND_LITERAL_MAX;
 }
 
 /* A complete line of the command being assembled. */
 static void command_line(struct imap_session *s, const char *data, size_t len)
 {
 	struct imap_literal_info lit;
+	if (buf_len(&s->cmd) == 0)
+		s->is_append = line_is_append(data, len);
 	if (buf_append(&s->cmd, data, len) < 0) {
 		recover_tag(s, buf_data(&s->cmd), buf_len(&s->cmd));
 		imap_tagged(s, "BAD", "Command too long");
-		buf_clear(&s->cmd);
+		command_reset(s);
 		return;
 	}
 	int ret = imap_line_literal(data, len, &lit);
@@ -177,10 +252,10 @@ static void command_line(struct imap_session *s, const char *data, size_t len)
 		command_done(s);
 		return;
 	}
-	if (ret < 0 || lit.size > IMAP_COMMAND_LITERAL_MAX ||
-	    s->literal_total + lit.size > IMAP_COMMAND_LITERAL_MAX) {
+	uint64_t limit = literal_limit(s);
+	if (ret < 0 || lit.size > limit || s->literal_total + lit.size > limit) {
 		recover_tag(s, buf_data(&s->cmd), buf_len(&s->cmd));
-		buf_clear(&s->cmd);
+		command_reset(s);
 		if (ret > 0 && lit.nonsync) {
 			/* the client is sending it anyway: we cannot find the next command */
 			imap_untagged(s, "BYE [TOOBIG] Literal too large");
@@ -220,6 +295,10 @@ static void handle_line(struct imap_session *s, const struct net_line *line)
 		free(copy);
 		return;
 	}
+	if (s->mode == IMAP_INPUT_IDLE) {
+		imap_idle_input(s, line->data, line->len);
+		return;
+	}
 	command_line(s, line->data, line->len);
 }
 
@@ -240,7 +319,7 @@ static void on_input(struct net_conn *conn, void *ctx)
 		if (st == NET_LINE_NEED_MORE)
 			return;
 		if (st == NET_LINE_TOO_LONG) {
-			buf_clear(&s->cmd);
+			command_reset(s);
 			strcpy(s->tag, "*");
 			imap_tagged(s, "BAD", "Command line too long");
 			s->mode = IMAP_INPUT_LINE;
@@ -258,6 +337,11 @@ static void on_input(struct net_conn *conn, void *ctx)
 
 static void on_drain(struct net_conn *conn, void *ctx)
 {
+	struct imap_session *s = ctx;
+	if (s->pending_job != NULL) {
+		imap_session_drained(s);
+		return;
+	}
 	on_input(conn, ctx);
 }
 
@@ -284,6 +368,14 @@ static void on_timeout(struct net_conn *conn, void *ctx)
 	imap_untagged(s, "BYE Disconnected for inactivity.");
 }
 
+void imap_session_free(struct imap_session *s)
+{
+	imap_selected_free(&s->sel);
+	buf_free(&s->cmd);
+	conf_unref(&s->conf);
+	free(s);
+}
+
 static void on_close(struct net_conn *conn, void *ctx)
 {
 	struct imap_session *s = ctx;
@@ -299,9 +391,14 @@ static void on_close(struct net_conn *conn, void *ctx)
 		list->head = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
-	buf_free(&s->cmd);
-	conf_unref(&s->conf);
-	free(s);
+	s->conn = NULL;
+	s->closed = true;
+	if (s->pending_job != NULL) {
+		imap_job_discard(s->pending_job);
+		s->pending_job = NULL;
+	}
+	if (s->jobs == 0)
+		imap_session_free(s);
 }
 
 static const struct net_conn_callbacks imap_conn_callbacks = {
@@ -324,7 +421,8 @@ void imap_session_accept(struct service *svc, struct net_conn *conn,
 	s->state = IMAP_STATE_NOT_AUTH;
 	s->mode = IMAP_INPUT_LINE;
 	strcpy(s->tag, "*");
-	buf_init(&s->cmd, (size_t)listener->max_line_length + IMAP_COMMAND_LITERAL_MAX + 64);
+	buf_init(&s->cmd, (size_t)listener->max_line_length + 2 * IMAP_COMMAND_LITERAL_MAX +
+		 (size_t)conf->max_message_size + 64);
 	snprintf(s->id, sizeof(s->id), "%lX", ++list->next_id + ((unsigned long)getpid() << 20));
 	s->next = list->head;
 	if (list->head != NULL)

@@ -9,7 +9,10 @@
 #include "imapd/imap-parser.h"
 #include "service/service.h"
 
+#include "storage/store.h"
+
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Literal bytes one command may carry (APPEND streams its message separately). */
 #define IMAP_COMMAND_LITERAL_MAX (1024 * 1024)
@@ -30,6 +33,45 @@ enum imap_input_mode {
 	IMAP_INPUT_LITERAL,     /* reading the bytes of a literal */
 	IMAP_INPUT_SASL,        /* reading an AUTHENTICATE response line */
 	IMAP_INPUT_WAIT,        /* waiting for an asynchronous answer */
+	IMAP_INPUT_IDLE,        /* in IDLE: waiting for DONE */
+};
+
+/* One message of the selected mailbox as the session last reported it. */
+struct imap_msg {
+	uint32_t uid;
+	unsigned flags;              /* STORE_FLAG_* */
+	uint64_t modseq;
+	char *keywords;              /* malloc'ed, space-separated, or NULL */
+};
+
+/* The selected mailbox: what the client has been told (sequence numbers map to
+ * msgs[seq - 1]). Only touched by the job running for the session, or on the loop
+ * thread while no job runs. */
+struct imap_selected {
+	uint64_t id;
+	char name[512];              /* UTF-8, as the store has it */
+	bool readonly;
+	unsigned special_use;
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
+	struct imap_msg *msgs;
+	size_t count, cap;
+	bool changed;                /* a notification arrived: sync before the next reply */
+};
+
+struct imap_session;
+
+/* A store call run off the loop thread for a session (imap-job.c). */
+struct imap_job {
+	struct imap_session *s;
+	struct store *store;
+	int (*work)(struct imap_job *job);              /* on the thread pool */
+	void (*done)(struct imap_job *job, int result); /* on the loop: the tagged reply */
+	void (*cleanup)(struct imap_job *job);          /* frees what the job holds */
+	struct buf out;              /* untagged responses built by work */
+	bool sync;                   /* report the selected mailbox's changes after work */
+	bool sync_expunge;           /* ... including EXPUNGE (not during FETCH/STORE/SEARCH) */
+	bool keep_waiting;           /* done started another job: do not resume input */
 };
 
 struct imap_session {
@@ -51,6 +93,17 @@ struct imap_session {
 	struct service_login *login;
 	const struct conf_mailbox *user;
 	unsigned bad;
+
+	struct imap_selected *sel;   /* SELECTED state */
+	unsigned jobs;               /* store jobs in flight (0 or 1) */
+	bool closed;                 /* the connection is gone; free when the job ends */
+	bool notify_pending;         /* a notification came while a job ran */
+	struct imap_job *pending_job; /* the next FETCH chunk, once output drains */
+	bool idling;                 /* in IDLE, waiting for DONE */
+	bool enabled_condstore;      /* ENABLE CONDSTORE or SELECT (CONDSTORE) */
+	bool enabled_qresync;
+	bool enabled_utf8;           /* ENABLE UTF8=ACCEPT */
+	bool is_append;              /* the command being assembled is APPEND */
 };
 
 enum {
@@ -81,6 +134,42 @@ void imap_enter_state(struct imap_session *s, enum imap_state state);
 void imap_session_wait(struct imap_session *s);
 void imap_session_resume(struct imap_session *s);
 void imap_session_logout(struct imap_session *s);
+
+/* The session's store and the limits of its user. */
+struct store *imap_store(const struct imap_session *s);
+uint64_t imap_quota(const struct imap_session *s);
+uint64_t imap_max_message_size(const struct imap_session *s);
+void imap_session_free(struct imap_session *s);
+
+/* ---- jobs (imap-job.c) ---- */
+/* A zeroed job of size bytes (a struct starting with struct imap_job). */
+void *imap_job_new(struct imap_session *s, size_t size,
+		   int (*work)(struct imap_job *job),
+		   void (*done)(struct imap_job *job, int result));
+/* Pauses the session's input and runs the job. */
+void imap_job_start(struct imap_job *job);
+/* Frees a job that was never started. */
+void imap_job_discard(struct imap_job *job);
+/* Output fell low: starts s->pending_job. */
+void imap_session_drained(struct imap_session *s);
+/* Appends "* " fmt "\r\n" to the job's output (on the thread). */
+void imap_job_untagged(struct imap_job *job, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A notification from the store arrived for the session's selected mailbox. */
+void imap_session_changed(struct imap_session *s);
+/* Compares the store's view of the selected mailbox with what the client was told
+ * and appends the untagged updates (on the thread). */
+int imap_sync_work(struct imap_job *job, bool allow_expunge);
+/* A job that only syncs (NOOP, CHECK, IDLE). */
+void imap_sync_start(struct imap_session *s, bool tagged_ok, const char *ok_text);
+
+/* ---- the selected mailbox (imap-select.c) ---- */
+void imap_selected_free(struct imap_selected **sel);
+void imap_msg_set(struct imap_msg *m, const struct store_message *sm);
+/* "(\\Seen $Label1)" */
+void imap_append_flags(struct buf *out, unsigned flags, const char *keywords);
+void imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t n);
+void imap_idle_input(struct imap_session *s, const char *line, size_t len);
 
 /* The CAPABILITY list for the session's current state. */
 const char *imap_capabilities(const struct imap_session *s, char *buf, size_t size);

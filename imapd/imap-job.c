@@ -1,0 +1,270 @@
+/* imap-job.c — store calls off the loop thread, and reporting the selected
+ * mailbox's changes (EXISTS, EXPUNGE, FETCH FLAGS) to the client.
+ *
+ * A session runs at most one job at a time and reads no input meanwhile, so the
+ * job may read and update the session's selected-mailbox view on the thread; the
+ * loop thread only sets sel->changed when a notification arrives. */
+#include "imapd/imap-session.h"
+#include "imapd/imap-util.h"
+#include "common/log.h"
+#include "common/pool.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bytes of responses one job may build (a whole 20 MB message fits). */
+#define IMAP_JOB_OUTPUT_MAX ((size_t)512 * 1024 * 1024)
+
+struct sync_job {
+	struct imap_job job;
+	bool tagged;
+	char ok_text[64];
+};
+
+static void idle_sync_if_needed(struct imap_session *s);
+
+void *imap_job_new(struct imap_session *s, size_t size,
+		   int (*work)(struct imap_job *job),
+		   void (*done)(struct imap_job *job, int result))
+{
+	struct imap_job *job = x_calloc(1, size);
+	job->s = s;
+	job->store = imap_store(s);
+	job->work = work;
+	job->done = done;
+	buf_init(&job->out, IMAP_JOB_OUTPUT_MAX);
+	return job;
+}
+
+void imap_job_untagged(struct imap_job *job, const char *fmt, ...)
+{
+	va_list ap;
+	buf_append(&job->out, "* ", 2);
+	va_start(ap, fmt);
+	buf_vprintf(&job->out, fmt, ap);
+	va_end(ap);
+	buf_append(&job->out, "\r\n", 2);
+}
+
+static int job_work(void *arg)
+{
+	struct imap_job *job = arg;
+	int ret = job->work != NULL ? job->work(job) : 0;
+	if (job->sync && job->s->sel != NULL && ret != STORE_ERECOVER)
+		imap_sync_work(job, job->sync_expunge);
+	return ret;
+}
+
+static void job_free(struct imap_job *job)
+{
+	if (job->cleanup != NULL)
+		job->cleanup(job);
+	buf_free(&job->out);
+	free(job);
+}
+
+void imap_job_discard(struct imap_job *job)
+{
+	job_free(job);
+}
+
+static void job_done(void *arg, int result)
+{
+	struct imap_job *job = arg;
+	struct imap_session *s = job->s;
+	s->jobs--;
+	if (s->notify_pending && s->sel != NULL) {
+		s->sel->changed = true;
+		s->notify_pending = false;
+	}
+	if (s->closed) {
+		job_free(job);
+		if (s->jobs == 0)
+			imap_session_free(s);
+		return;
+	}
+	if (result == STORE_ERECOVER) {
+		log_error("%s: the store needs recovery", s->id);
+		store_request_recovery(s->conf->state_dir);
+	}
+	if (buf_len(&job->out) > 0)
+		net_conn_write(s->conn, buf_data(&job->out), buf_len(&job->out));
+	if (job->done != NULL)
+		job->done(job, result);
+	bool keep = job->keep_waiting;
+	job_free(job);
+	if (!keep && s->jobs == 0 && s->state != IMAP_STATE_LOGOUT) {
+		imap_session_resume(s);
+		idle_sync_if_needed(s);
+	}
+}
+
+void imap_job_start(struct imap_job *job)
+{
+	struct imap_session *s = job->s;
+	imap_session_wait(s);
+	s->jobs++;
+	if (store_async(service_loop(s->svc), job_work, job_done, job) < 0) {
+		s->jobs--;
+		imap_tagged(s, "NO", "[UNAVAILABLE] Internal error");
+		job_free(job);
+		imap_session_resume(s);
+	}
+}
+
+/* ---- sync ---- */
+
+static bool same_keywords(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+static void report_fetch(struct imap_job *job, size_t seq, const struct imap_msg *m)
+{
+	struct imap_session *s = job->s;
+	buf_printf(&job->out, "* %zu FETCH (", seq);
+	if (s->enabled_qresync || s->enabled_condstore)
+		buf_printf(&job->out, "UID %u ", m->uid);
+	buf_append_str(&job->out, "FLAGS ");
+	imap_append_flags(&job->out, m->flags, m->keywords);
+	if (s->enabled_condstore)
+		buf_printf(&job->out, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+	buf_append_str(&job->out, ")\r\n");
+}
+
+int imap_sync_work(struct imap_job *job, bool allow_expunge)
+{
+	struct imap_session *s = job->s;
+	struct imap_selected *sel = s->sel;
+	struct store_mailbox mb;
+	char user[320];
+	sel->changed = false;
+	int ret = store_mailbox_get_by_id(job->store, sel->id, user, sizeof(user), &mb);
+	if (ret != 0)
+		return ret;   /* deleted under us: the client learns it from its next command */
+	if (mb.highestmodseq == sel->highestmodseq && mb.uidnext == sel->uidnext &&
+	    mb.messages == sel->count)
+		return 0;
+	struct store_message *list;
+	size_t n;
+	ret = store_messages(job->store, sel->id, 1, 0xffffffffu, &list, &n);
+	if (ret != 0)
+		return ret;
+	/* expunges, from the highest sequence number down so the numbers stay right */
+	bool kept_expunged = false;
+	if (sel->count > 0) {
+		size_t j = n;
+		struct buf vanished = BUF_INIT(16 * 1024 * 1024);
+		uint32_t *gone = NULL;
+		size_t n_gone = 0;
+		for (size_t i = sel->count; i-- > 0;) {
+			uint32_t uid = sel->msgs[i].uid;
+			while (j > 0 && list[j - 1].uid > uid)
+				j--;
+			if (j > 0 && list[j - 1].uid == uid)
+				continue;
+			if (!allow_expunge) {
+				kept_expunged = true;
+				continue;
+			}
+			if (s->enabled_qresync) {
+				gone = x_realloc(gone, (n_gone + 1) * sizeof(*gone));
+				gone[n_gone++] = uid;
+			} else {
+				buf_printf(&job->out, "* %zu EXPUNGE\r\n", i + 1);
+			}
+			free(sel->msgs[i].keywords);
+			memmove(&sel->msgs[i], &sel->msgs[i + 1],
+				(sel->count - i - 1) * sizeof(sel->msgs[0]));
+			sel->count--;
+		}
+		if (n_gone > 0) {
+			/* collected in descending order */
+			for (size_t a = 0, b = n_gone - 1; a < b; a++, b--) {
+				uint32_t t = gone[a];
+				gone[a] = gone[b];
+				gone[b] = t;
+			}
+			imap_append_uidset(&vanished, gone, n_gone);
+			buf_printf(&job->out, "* VANISHED %.*s\r\n", (int)buf_len(&vanished),
+				   buf_data(&vanished));
+		}
+		free(gone);
+		buf_free(&vanished);
+	}
+	/* flag changes of the messages the client knows */
+	size_t j = 0;
+	for (size_t i = 0; i < sel->count; i++) {
+		struct imap_msg *m = &sel->msgs[i];
+		while (j < n && list[j].uid < m->uid)
+			j++;
+		if (j >= n || list[j].uid != m->uid)
+			continue;
+		if (list[j].flags != m->flags || !same_keywords(list[j].keywords, m->keywords) ||
+		    (s->enabled_condstore && list[j].modseq != m->modseq)) {
+			imap_msg_set(m, &list[j]);
+			report_fetch(job, i + 1, m);
+		} else {
+			m->modseq = list[j].modseq;
+		}
+	}
+	/* new messages */
+	uint32_t last = sel->count > 0 ? sel->msgs[sel->count - 1].uid : 0;
+	size_t before = sel->count;
+	for (size_t k = 0; k < n; k++) {
+		if (list[k].uid <= last)
+			continue;
+		if (sel->count == sel->cap) {
+			sel->cap = sel->cap == 0 ? 64 : sel->cap * 2;
+			sel->msgs = x_realloc(sel->msgs, sel->cap * sizeof(*sel->msgs));
+		}
+		memset(&sel->msgs[sel->count], 0, sizeof(sel->msgs[0]));
+		imap_msg_set(&sel->msgs[sel->count], &list[k]);
+		sel->count++;
+	}
+	if (sel->count != before)
+		buf_printf(&job->out, "* %zu EXISTS\r\n", sel->count);
+	if (!kept_expunged) {
+		sel->highestmodseq = mb.highestmodseq;
+	} else {
+		sel->changed = true;
+	}
+	sel->uidnext = mb.uidnext;
+	free(list);
+	return 0;
+}
+
+static void sync_done(struct imap_job *job, int result)
+{
+	struct sync_job *sj = (struct sync_job *)job;
+	if (sj->tagged)
+		imap_tagged(job->s, "OK", "%s", sj->ok_text);
+}
+
+void imap_sync_start(struct imap_session *s, bool tagged_ok, const char *ok_text)
+{
+	struct sync_job *sj = imap_job_new(s, sizeof(*sj), NULL, sync_done);
+	sj->tagged = tagged_ok;
+	snprintf(sj->ok_text, sizeof(sj->ok_text), "%s", ok_text != NULL ? ok_text : "");
+	sj->job.sync = s->sel != NULL;
+	sj->job.sync_expunge = true;
+	imap_job_start(&sj->job);
+}
+
+static void idle_sync_if_needed(struct imap_session *s)
+{
+	if (s->idling && s->sel != NULL && s->sel->changed && s->jobs == 0 && !s->closed)
+		imap_sync_start(s, false, NULL);
+}
+
+/* A notification for the session's selected mailbox (from imap_notify). */
+void imap_session_changed(struct imap_session *s)
+{
+	if (s->jobs == 0)
+		s->sel->changed = true;
+	else
+		s->notify_pending = true;   /* the job may be syncing right now */
+	idle_sync_if_needed(s);
+}

@@ -1,0 +1,624 @@
+"""imapd over the store: folders, SELECT, FETCH, STORE, APPEND, COPY/MOVE,
+EXPUNGE, IDLE, two sessions, Thunderbird's and Outlook's start-up sequences, and
+malformed commands. Real daemons, Python's imaplib and raw sockets."""
+
+import imaplib
+import re
+import socket
+import time
+
+import pytest
+
+from protocols import LineConn, imap_cmd, imap_read_tagged, start_instance
+
+HOST = "127.0.0.1"
+TIMEOUT = 10
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
+PASSWORD = "secret"
+
+LISTENERS = {"imap": ("imap", "starttls"), "imaps": ("imap", "implicit")}
+
+MESSAGE = (b"From: Alice Example <alice@example.test>\r\n"
+           b"To: Bob <bob@example.test>, carol@example.org\r\n"
+           b"Subject: Hello there\r\n"
+           b"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n"
+           b"Message-ID: <hello@example.test>\r\n"
+           b"\r\n"
+           b"Line one\r\n"
+           b"Line two\r\n")
+
+MULTIPART = (b"From: alice@example.test\r\n"
+             b"Subject: parts\r\n"
+             b"MIME-Version: 1.0\r\n"
+             b"Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
+             b"\r\n"
+             b"preamble\r\n"
+             b"--XX\r\n"
+             b"Content-Type: text/plain; charset=utf-8\r\n"
+             b"\r\n"
+             b"first part\r\n"
+             b"--XX\r\n"
+             b"Content-Type: application/octet-stream; name=\"a.bin\"\r\n"
+             b"Content-Transfer-Encoding: base64\r\n"
+             b"Content-Disposition: attachment; filename=\"a.bin\"\r\n"
+             b"\r\n"
+             b"AAECAw==\r\n"
+             b"--XX--\r\n")
+
+
+@pytest.fixture
+def inst():
+    inst = start_instance(listeners=LISTENERS,
+                          listener_extra={"imap": "auth_plaintext = true"})
+    try:
+        yield inst
+    except Exception:
+        print(inst.log()[-20000:])
+        raise
+    finally:
+        inst.cleanup()
+
+
+def login(inst, user=ALICE):
+    imap = imaplib.IMAP4(HOST, inst.port("imap"), timeout=TIMEOUT)
+    typ, _ = imap.login(user, PASSWORD)
+    assert typ == "OK"
+    return imap
+
+
+def raw_login(inst, user=ALICE):
+    conn = LineConn.open(inst, "imap")
+    assert conn.readline().startswith("* OK")
+    _, tagged = imap_cmd(conn, "a0", f"LOGIN {user} {PASSWORD}")
+    assert tagged.startswith("a0 OK"), tagged
+    return conn
+
+
+def ok(result):
+    typ, data = result
+    assert typ == "OK", (typ, data)
+    return data
+
+
+def list_names(data):
+    names = {}
+    for line in data:
+        m = re.match(rb'\((.*?)\) "/" (.*)', line)
+        assert m, line
+        name = m.group(2).decode()
+        if name.startswith('"'):
+            name = name[1:-1]
+        names[name] = m.group(1).decode().split()
+    return names
+
+
+# ---- authenticated state ------------------------------------------------------------
+
+def test_default_folders_created_and_subscribed_on_first_login(inst):
+    imap = login(inst)
+    names = list_names(ok(imap.list('""', "*")))
+    assert set(names) == {"INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive"}
+    assert "\\Sent" in names["Sent"] and "\\Trash" in names["Trash"]
+    assert "\\Drafts" in names["Drafts"] and "\\Junk" in names["Junk"]
+    assert "\\Archive" in names["Archive"]
+    assert all("\\HasNoChildren" in a for a in names.values())
+    subscribed = list_names(ok(imap.lsub('""', "*")))
+    assert set(subscribed) == set(names)
+    typ, data = imap._simple_command("LIST", "(SUBSCRIBED)", '""', "*")
+    assert typ == "OK"
+    sub = list_names(imap._untagged_response(typ, data, "LIST")[1])
+    assert all("\\Subscribed" in a for a in sub.values())
+    imap.logout()
+    # a second login does not duplicate them
+    imap = login(inst)
+    assert len(ok(imap.list('""', "*"))) == 6
+    imap.logout()
+
+
+def test_list_extended_and_children(inst):
+    imap = login(inst)
+    ok(imap.create("Projects/2024"))
+    ok(imap.create("Projects/2025"))
+    names = list_names(ok(imap.list('""', "*")))
+    # "Projects" itself does not exist: "*" lists only the children
+    assert "Projects" not in names
+    assert "\\HasNoChildren" in names["Projects/2024"]
+    top = list_names(ok(imap.list('""', "%")))
+    assert "Projects/2024" not in top
+    assert top["Projects"] == ["\\Noselect", "\\HasChildren"]
+    # special-use return option and a pattern list
+    typ, data = imap._simple_command("LIST", '""', '("Sent" "Trash")', "RETURN", "(SPECIAL-USE)")
+    lines = imap._untagged_response(typ, data, "LIST")[1]
+    got = list_names(lines)
+    assert set(got) == {"Sent", "Trash"} and "\\Sent" in got["Sent"]
+    # LIST-STATUS
+    typ, data = imap._simple_command("LIST", '""', "INBOX", "RETURN",
+                                     "(STATUS (MESSAGES UIDNEXT))")
+    assert typ == "OK"
+    status = imap._untagged_response(typ, data, "STATUS")[1]
+    assert status and b"MESSAGES 0" in status[0] and b"UIDNEXT" in status[0]
+    # the hierarchy delimiter
+    imap.untagged_responses.clear()
+    data = ok(imap.list('""', '""'))
+    assert data == [b'(\\Noselect) "/" ""']
+    imap.logout()
+
+
+def test_create_delete_rename_subscribe(inst):
+    imap = login(inst)
+    ok(imap.create("Work"))
+    typ, data = imap.create("Work")
+    assert typ == "NO" and b"[ALREADYEXISTS]" in data[0]
+    typ, data = imap.create("INBOX")
+    assert typ == "NO"
+    ok(imap.subscribe("Work"))
+    assert "Work" in list_names(ok(imap.lsub('""', "*")))
+    ok(imap.rename("Work", "Job"))
+    names = list_names(ok(imap.list('""', "*")))
+    assert "Job" in names and "Work" not in names
+    assert "Job" in list_names(ok(imap.lsub('""', "*")))
+    typ, data = imap.rename("Nope", "Other")
+    assert typ == "NO" and b"[NONEXISTENT]" in data[0]
+    ok(imap.unsubscribe("Job"))
+    assert "Job" not in list_names(ok(imap.lsub('""', "*")))
+    ok(imap.delete("Job"))
+    typ, data = imap.delete("Job")
+    assert typ == "NO" and b"[NONEXISTENT]" in data[0]
+    typ, data = imap.delete("INBOX")
+    assert typ == "NO"
+    # CREATE-SPECIAL-USE
+    typ, data = imap._simple_command("CREATE", "Flagged", "(USE (\\Flagged))")
+    assert typ == "OK"
+    assert "\\Flagged" in list_names(ok(imap.list('""', "Flagged")))["Flagged"]
+    conn = raw_login(inst)
+    _, tagged = imap_cmd(conn, "c1", "CREATE Odd (USE (\\Bogus))")
+    assert tagged.startswith("c1 NO [USEATTR]"), tagged
+    _, tagged = imap_cmd(conn, "c2", "CREATE Odd (USE \\Sent)")
+    assert tagged.startswith("c2 BAD"), tagged
+    conn.close()
+    imap.logout()
+
+
+def test_modified_utf7_names(inst):
+    imap = login(inst)
+    # "Entwürfe" and "日本語" in modified UTF-7
+    ok(imap.create("Entw&APw-rfe"))
+    ok(imap.create("&ZeVnLIqe-"))
+    ok(imap.create('"Tom &- Jerry"'))
+    names = list_names(ok(imap.list('""', "*")))
+    assert "Entw&APw-rfe" in names and "&ZeVnLIqe-" in names and "Tom &- Jerry" in names
+    typ, data = imap.create("Bad&Jjo")
+    assert typ == "NO"
+    # after ENABLE UTF8=ACCEPT names are UTF-8
+    conn = raw_login(inst)
+    untagged, tagged = imap_cmd(conn, "e1", "ENABLE UTF8=ACCEPT")
+    assert tagged.startswith("e1 OK") and "* ENABLED UTF8=ACCEPT" in untagged
+    untagged, tagged = imap_cmd(conn, "l1", 'LIST "" "Entw*"')
+    assert tagged.startswith("l1 OK")
+    assert any("Entwürfe" in line for line in untagged), untagged
+    conn.close()
+    imap.logout()
+
+
+def test_status_namespace_enable(inst):
+    imap = login(inst)
+    ok(imap.append("INBOX", "(\\Seen)", None, MESSAGE))
+    ok(imap.append("INBOX", None, None, MESSAGE))
+    data = ok(imap.status("INBOX", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN SIZE HIGHESTMODSEQ)"))
+    line = data[0].decode()
+    assert "MESSAGES 2" in line and "UIDNEXT 3" in line and "UNSEEN 1" in line
+    assert f"SIZE {2 * len(MESSAGE)}" in line and "HIGHESTMODSEQ" in line
+    assert re.search(r"UIDVALIDITY \d+", line)
+    typ, data = imap.status("Nope", "(MESSAGES)")
+    assert typ == "NO" and b"[NONEXISTENT]" in data[0]
+    with pytest.raises(imaplib.IMAP4.error, match="BAD"):
+        imap._simple_command("STATUS", "INBOX", "(BOGUS)")
+    typ, data = imap.namespace()
+    assert typ == "OK" and data[0] == b'(("" "/")) NIL NIL'
+    typ, data = imap._simple_command("ENABLE", "CONDSTORE")
+    assert typ == "OK"
+    assert imap.untagged_responses.pop("ENABLED") == [b"CONDSTORE"]
+    imap.logout()
+
+
+# ---- selected state -----------------------------------------------------------------
+
+def test_select_reports_mailbox_state(inst):
+    imap = login(inst)
+    ok(imap.append("INBOX", "(\\Seen)", None, MESSAGE))
+    ok(imap.append("INBOX", "($Label1)", None, MESSAGE))
+    conn = raw_login(inst)
+    untagged, tagged = imap_cmd(conn, "s1", "SELECT INBOX")
+    assert tagged.startswith("s1 OK [READ-WRITE]"), tagged
+    text = "\n".join(untagged)
+    assert "* 2 EXISTS" in text
+    assert re.search(r"\* FLAGS \(.*\\Seen.*\$Label1", text)
+    assert re.search(r"\* OK \[PERMANENTFLAGS \(.*\\\*\)\]", text)
+    assert "* OK [UNSEEN 2]" in text
+    assert re.search(r"\* OK \[UIDVALIDITY \d+\]", text)
+    assert "* OK [UIDNEXT 3]" in text
+    assert re.search(r"\* OK \[HIGHESTMODSEQ \d+\]", text)
+    untagged, tagged = imap_cmd(conn, "s2", "EXAMINE INBOX")
+    assert tagged.startswith("s2 OK [READ-ONLY]"), tagged
+    assert "* OK [CLOSED] Previous mailbox closed." in untagged
+    _, tagged = imap_cmd(conn, "s3", "STORE 1 +FLAGS (\\Deleted)")
+    assert tagged.startswith("s3 NO [READ-ONLY]"), tagged
+    _, tagged = imap_cmd(conn, "s4", "SELECT Nope")
+    assert tagged.startswith("s4 NO [NONEXISTENT]"), tagged
+    # a failed SELECT leaves no mailbox selected
+    _, tagged = imap_cmd(conn, "s5", "FETCH 1 FLAGS")
+    assert tagged.startswith("s5 BAD"), tagged
+    conn.close()
+    imap.logout()
+
+
+def test_fetch_items_and_sections(inst):
+    imap = login(inst)
+    ok(imap.append("INBOX", None, '"07-Feb-1994 21:52:25 -0800"', MESSAGE))
+    ok(imap.append("INBOX", None, None, MULTIPART))
+    ok(imap.select("INBOX"))
+    data = ok(imap.fetch("1", "(FLAGS UID RFC822.SIZE INTERNALDATE)"))
+    line = data[0].decode()
+    assert "UID 1" in line and f"RFC822.SIZE {len(MESSAGE)}" in line
+    assert 'INTERNALDATE "08-Feb-1994 05:52:25 +0000"' in line
+    assert "FLAGS ()" in line
+    data = ok(imap.fetch("1", "ENVELOPE"))
+    env = data[0].decode()
+    assert '"Mon, 7 Feb 1994 21:52:25 -0800" "Hello there"' in env
+    assert '(("Alice Example" NIL "alice" "example.test"))' in env
+    assert '(("Bob" NIL "bob" "example.test")(NIL NIL "carol" "example.org"))' in env
+    assert '"<hello@example.test>"' in env
+    data = ok(imap.fetch("2", "BODYSTRUCTURE"))
+    bs = data[0].decode()
+    # the line end before a boundary belongs to the boundary
+    assert '("text" "plain" ("charset" "utf-8") NIL NIL "7bit" 10 0' in bs
+    assert '"application" "octet-stream" ("name" "a.bin") NIL NIL "base64" 8' in bs
+    assert '"mixed" ("boundary" "XX")' in bs
+    assert '("attachment" ("filename" "a.bin"))' in bs
+    data = ok(imap.fetch("2", "BODY"))
+    assert b'"mixed")' in data[0][0] if isinstance(data[0], tuple) else b'"mixed")' in data[0]
+    # sections
+    data = ok(imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (Subject From)])"))
+    assert data[0][1] == (b"From: Alice Example <alice@example.test>\r\n"
+                          b"Subject: Hello there\r\n\r\n")
+    data = ok(imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS.NOT (Subject From To Date)])"))
+    assert data[0][1] == b"Message-ID: <hello@example.test>\r\n\r\n"
+    data = ok(imap.fetch("1", "(BODY.PEEK[TEXT])"))
+    assert data[0][1] == b"Line one\r\nLine two\r\n"
+    data = ok(imap.fetch("1", "(BODY.PEEK[HEADER])"))
+    assert data[0][1] == MESSAGE.split(b"\r\n\r\n")[0] + b"\r\n\r\n"
+    data = ok(imap.fetch("1", "(BODY.PEEK[]<5.10>)"))
+    assert b"BODY[]<5>" in data[0][0] and data[0][1] == MESSAGE[5:15]
+    data = ok(imap.fetch("2", "(BODY.PEEK[1])"))
+    assert data[0][1] == b"first part"
+    data = ok(imap.fetch("2", "(BODY.PEEK[2.MIME])"))
+    assert data[0][1].startswith(b"Content-Type: application/octet-stream")
+    data = ok(imap.fetch("2", "(BODY.PEEK[2])"))
+    assert data[0][1] == b"AAECAw=="
+    data = ok(imap.fetch("2", "(BODY.PEEK[9])"))
+    assert data[0][1] in (b"", None)
+    data = ok(imap.fetch("1", "(RFC822.HEADER)"))
+    assert data[0][1].endswith(b"\r\n\r\n")
+    # PEEK does not set \Seen, BODY[] and RFC822.TEXT do
+    assert b"\\Seen" not in ok(imap.fetch("1", "FLAGS"))[0]
+    data = ok(imap.fetch("1", "(BODY[])"))
+    assert data[0][1] == MESSAGE and b"\\Seen" in data[0][0]
+    data = ok(imap.fetch("2", "(RFC822.TEXT)"))
+    assert b"\\Seen" in data[0][0]
+    data = ok(imap.fetch("1:*", "(UID RFC822)"))
+    assert data[0][1] == MESSAGE
+    # macros and UID FETCH
+    data = ok(imap.fetch("1", "FAST"))
+    assert b"RFC822.SIZE" in data[0] and b"INTERNALDATE" in data[0]
+    data = ok(imap.uid("FETCH", "2", "(FLAGS)"))
+    assert data[0].startswith(b"2 (UID 2 FLAGS")
+    data = ok(imap.uid("FETCH", "5:*", "(FLAGS)"))   # "*" is the highest UID
+    assert data[0].startswith(b"2 (UID 2")
+    imap.logout()
+
+
+def test_fetch_errors(inst):
+    imap = login(inst)
+    ok(imap.append("INBOX", None, None, MESSAGE))
+    ok(imap.select("INBOX"))
+    conn = raw_login(inst)
+    imap_cmd(conn, "s", "SELECT INBOX")
+    for tag, cmd in [("f1", "FETCH 5 FLAGS"), ("f2", "FETCH 1 (FLAGS BOGUS)"),
+                     ("f3", "FETCH x FLAGS"), ("f4", "FETCH 1 BODY[HEADER.FIELDS]"),
+                     ("f5", "FETCH 1 BODY[1.BOGUS]"), ("f6", "FETCH 1 (FLAGS"),
+                     ("f7", "FETCH 1 BODY[]<1.0>"), ("f8", "FETCH 0 FLAGS")]:
+        _, tagged = imap_cmd(conn, tag, cmd)
+        assert tagged.startswith(tag + " BAD"), (cmd, tagged)
+    untagged, tagged = imap_cmd(conn, "f9", "UID FETCH 99 FLAGS")
+    assert tagged.startswith("f9 OK") and untagged == []
+    conn.close()
+    imap.logout()
+
+
+def test_store_expunge_uidplus(inst):
+    imap = login(inst)
+    for _ in range(5):
+        ok(imap.append("INBOX", None, None, MESSAGE))
+    ok(imap.select("INBOX"))
+    data = ok(imap.store("1:3", "+FLAGS", "(\\Deleted $Junk)"))
+    assert len(data) == 3 and b"\\Deleted" in data[0] and b"$Junk" in data[0]
+    data = ok(imap.store("3", "-FLAGS", "($Junk)"))
+    assert b"$Junk" not in data[0]
+    data = ok(imap.store("2", "FLAGS.SILENT", "(\\Seen)"))
+    assert data == [None]
+    assert b"FLAGS (\\Seen)" in ok(imap.fetch("2", "FLAGS"))[0]
+    ok(imap.store("1", "+FLAGS", "(\\Deleted)"))
+    ok(imap.store("3", "+FLAGS", "(\\Deleted)"))
+    with pytest.raises(imaplib.IMAP4.error, match="BAD"):
+        imap.store("1", "+FLAGS", "(\\Recent)")
+    # UID EXPUNGE removes only the given \Deleted messages
+    data = ok(imap.uid("EXPUNGE", "1"))
+    assert imap.untagged_responses.pop("EXPUNGE", None) == [b"1"]
+    # FLAGS.SILENT (\Seen) replaced uid 2's \Deleted: only uid 3 (now 2) goes
+    data = ok(imap.expunge())
+    assert data == [b"2"]
+    data = ok(imap.uid("FETCH", "1:*", "(UID)"))
+    assert [re.search(rb"UID (\d+)", d).group(1) for d in data] == [b"2", b"4", b"5"]
+    imap.logout()
+
+
+def test_append_flags_date_and_errors(inst):
+    imap = login(inst)
+    typ, data = imap.append("Sent", "(\\Seen \\Draft)", '"01-Jan-2024 10:00:00 +0100"', MESSAGE)
+    assert typ == "OK" and re.match(rb"\[APPENDUID \d+ 1\]", data[0]), data
+    ok(imap.select("Sent"))
+    line = ok(imap.fetch("1", "(FLAGS INTERNALDATE)"))[0]
+    assert b"\\Seen" in line and b"\\Draft" in line
+    assert b'"01-Jan-2024 09:00:00 +0000"' in line
+    typ, data = imap.append("Nope", None, None, MESSAGE)
+    assert typ == "NO" and b"[TRYCREATE]" in data[0]
+    # LITERAL+ over a raw connection, and a bad date
+    conn = raw_login(inst)
+    conn.send(b"p1 APPEND INBOX (\\Flagged) {%d+}\r\n" % len(MESSAGE) + MESSAGE + b"\r\n")
+    _, tagged = imap_read_tagged(conn, "p1")
+    assert tagged.startswith("p1 OK [APPENDUID"), tagged
+    conn.send(b'p2 APPEND INBOX "32-Foo-2024 99:00:00 +0000" {%d+}\r\n' % len(MESSAGE) +
+              MESSAGE + b"\r\n")
+    _, tagged = imap_read_tagged(conn, "p2")
+    assert tagged.startswith("p2 BAD"), tagged
+    # a literal larger than APPENDLIMIT is refused before it is sent
+    _, tagged = imap_cmd(conn, "p3", "APPEND INBOX {999999999999}")
+    assert tagged.startswith("p3 NO [TOOBIG]"), tagged
+    _, tagged = imap_cmd(conn, "p4", "NOOP")
+    assert tagged.startswith("p4 OK")
+    conn.close()
+    imap.logout()
+
+
+def test_copy_move_with_copyuid(inst):
+    imap = login(inst)
+    for _ in range(3):
+        ok(imap.append("INBOX", None, None, MESSAGE))
+    ok(imap.select("INBOX"))
+    typ, data = imap.copy("1:2", "Archive")
+    assert typ == "OK" and re.match(rb"\[COPYUID \d+ 1:2 1:2\]", data[0]), data
+    typ, data = imap.copy("1", "Nope")
+    assert typ == "NO" and b"[TRYCREATE]" in data[0]
+    typ, data = imap._simple_command("MOVE", "2:3", "Trash")
+    assert typ == "OK"
+    oks = imap.untagged_responses.pop("OK", [])
+    assert any(re.match(rb"\[COPYUID \d+ 2:3 1:2\]", o) for o in oks), oks
+    assert imap.untagged_responses.pop("EXPUNGE") == [b"3", b"2"]
+    assert ok(imap.status("INBOX", "(MESSAGES)"))[0].endswith(b"(MESSAGES 1)")
+    assert ok(imap.status("Trash", "(MESSAGES)"))[0].endswith(b"(MESSAGES 2)")
+    typ, data = imap.uid("MOVE", "1", "Junk")
+    assert typ == "OK"
+    assert ok(imap.status("INBOX", "(MESSAGES)"))[0].endswith(b"(MESSAGES 0)")
+    imap.logout()
+
+
+def test_close_expunges_unselect_does_not(inst):
+    imap = login(inst)
+    for _ in range(2):
+        ok(imap.append("INBOX", "(\\Deleted)", None, MESSAGE))
+    ok(imap.select("INBOX"))
+    typ, _ = imap._simple_command("UNSELECT")
+    assert typ == "OK"
+    assert ok(imap.status("INBOX", "(MESSAGES)"))[0].endswith(b"(MESSAGES 2)")
+    ok(imap.select("INBOX"))
+    ok(imap.close())
+    assert ok(imap.status("INBOX", "(MESSAGES)"))[0].endswith(b"(MESSAGES 0)")
+    imap.logout()
+
+
+# ---- several sessions, IDLE ----------------------------------------------------------
+
+def test_two_sessions_see_each_others_changes(inst):
+    a = raw_login(inst)
+    b = raw_login(inst)
+    imap_cmd(a, "a1", "SELECT INBOX")
+    imap_cmd(b, "b1", "SELECT INBOX")
+    conn = login(inst)
+    ok(conn.append("INBOX", None, None, MESSAGE))
+    ok(conn.append("INBOX", None, None, MESSAGE))
+    untagged, tagged = imap_cmd(a, "a2", "NOOP")
+    assert "* 2 EXISTS" in untagged, untagged
+    # b has not heard of the messages yet: their numbers are not valid for it
+    _, tagged = imap_cmd(b, "b0", "STORE 1 +FLAGS (\\Flagged)")
+    assert tagged.startswith("b0 BAD"), tagged
+    untagged, _ = imap_cmd(b, "b1", "NOOP")
+    assert "* 2 EXISTS" in untagged, untagged
+    _, tagged = imap_cmd(b, "b2", "STORE 1 +FLAGS (\\Flagged)")
+    assert tagged.startswith("b2 OK"), tagged
+    untagged, _ = imap_cmd(a, "a3", "NOOP")
+    assert any(re.match(r"\* 1 FETCH \(FLAGS \(\\Flagged\)\)", u) for u in untagged), untagged
+    _, tagged = imap_cmd(b, "b3", "STORE 1 +FLAGS (\\Deleted)")
+    untagged, tagged = imap_cmd(b, "b4", "EXPUNGE")
+    assert "* 1 EXPUNGE" in untagged
+    # FETCH must not report the expunge, NOOP does
+    untagged, _ = imap_cmd(a, "a4", "FETCH 1:* (FLAGS)")
+    assert not any("EXPUNGE" in u for u in untagged), untagged
+    untagged, _ = imap_cmd(a, "a5", "NOOP")
+    assert "* 1 EXPUNGE" in untagged, untagged
+    untagged, _ = imap_cmd(a, "a6", "FETCH 1:* (UID)")
+    assert len(untagged) == 1 and "UID 2" in untagged[0]
+    for c in (a, b):
+        c.close()
+    conn.logout()
+
+
+def test_idle_reports_append_from_other_session(inst):
+    idler = raw_login(inst)
+    imap_cmd(idler, "i1", "SELECT INBOX")
+    other = login(inst)
+    # a change between the last command and IDLE is reported when IDLE starts
+    ok(other.append("INBOX", None, None, MESSAGE))
+    idler.send_line("i2 IDLE")
+    assert idler.readline().startswith("+ ")
+    line = idler.readline(timeout=3)
+    assert line == "* 1 EXISTS", line
+    t0 = time.monotonic()
+    ok(other.append("INBOX", None, None, MESSAGE))
+    line = idler.readline(timeout=3)
+    assert line == "* 2 EXISTS", line
+    assert time.monotonic() - t0 < 1.5
+    ok(other.select("INBOX"))
+    ok(other.store("1", "+FLAGS", "(\\Seen)"))
+    line = idler.readline(timeout=3)
+    assert line == "* 1 FETCH (FLAGS (\\Seen))", line
+    ok(other.store("2", "+FLAGS", "(\\Deleted)"))
+    assert idler.readline(timeout=3) == "* 2 FETCH (FLAGS (\\Deleted))"
+    ok(other.expunge())
+    assert idler.readline(timeout=3) == "* 2 EXPUNGE"
+    idler.send_line("DONE")
+    _, tagged = imap_read_tagged(idler, "i2")
+    assert tagged.startswith("i2 OK"), tagged
+    _, tagged = imap_cmd(idler, "i3", "NOOP")
+    assert tagged.startswith("i3 OK")
+    idler.close()
+    other.logout()
+
+
+def test_idle_needs_done(inst):
+    conn = raw_login(inst)
+    imap_cmd(conn, "s", "SELECT INBOX")
+    conn.send_line("i1 IDLE")
+    assert conn.readline().startswith("+ ")
+    conn.send_line("NOOP")
+    _, tagged = imap_read_tagged(conn, "i1")
+    assert tagged.startswith("i1 BAD"), tagged
+    _, tagged = imap_cmd(conn, "i2", "NOOP")
+    assert tagged.startswith("i2 OK")
+    conn.close()
+
+
+# ---- clients ---------------------------------------------------------------------------
+
+def test_thunderbird_startup_sequence(inst):
+    seed = login(inst)
+    for _ in range(3):
+        ok(seed.append("INBOX", None, None, MESSAGE))
+    seed.logout()
+    a = LineConn.open(inst, "imap")
+    greeting = a.readline()
+    assert greeting.startswith("* OK [CAPABILITY IMAP4rev1"), greeting
+    _, tagged = imap_cmd(a, "40", f"LOGIN {ALICE} {PASSWORD}")
+    assert re.match(r"40 OK \[CAPABILITY .*IDLE.*MOVE.*SPECIAL-USE", tagged), tagged
+    untagged, tagged = imap_cmd(a, "41", "namespace")
+    assert untagged == ['* NAMESPACE (("" "/")) NIL NIL'] and tagged.startswith("41 OK")
+    untagged, tagged = imap_cmd(a, "42", 'ID ("name" "Thunderbird" "version" "153.7.0")')
+    assert untagged[0].startswith("* ID (") and tagged.startswith("42 OK")
+    untagged, tagged = imap_cmd(a, "43", 'list (subscribed) "" "*"')
+    assert tagged.startswith("43 OK") and len(untagged) == 6
+    assert '* LIST (\\Subscribed \\HasNoChildren \\Trash) "/" Trash' in untagged, untagged
+    untagged, tagged = imap_cmd(a, "44", 'list "" "INBOX"')
+    assert untagged == ['* LIST (\\HasNoChildren) "/" INBOX'], untagged
+    untagged, tagged = imap_cmd(a, "45", 'list "" "Trash"')
+    assert len(untagged) == 1 and "\\Trash" in untagged[0]
+    b = raw_login(inst)
+    untagged, tagged = imap_cmd(b, "52", "ENABLE CONDSTORE")
+    assert "* ENABLED CONDSTORE" in untagged
+    untagged, tagged = imap_cmd(b, "53", 'select "INBOX" (CONDSTORE)')
+    assert tagged.startswith("53 OK [READ-WRITE]") and "* 3 EXISTS" in untagged
+    hms = int(re.search(r"HIGHESTMODSEQ (\d+)", "\n".join(untagged)).group(1))
+    untagged, tagged = imap_cmd(b, "54", "UID fetch 1:* (FLAGS)")
+    assert len(untagged) == 3 and all("MODSEQ" in u for u in untagged), untagged
+    untagged, tagged = imap_cmd(b, "55", "UID fetch 1:3 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER."
+                                "FIELDS (From To Cc Bcc Subject Date Message-ID Priority "
+                                "X-Priority References Newsgroups In-Reply-To Content-Type "
+                                "Reply-To Received)])")
+    assert tagged.startswith("55 OK"), tagged
+    assert sum(1 for u in untagged if "FETCH" in u) == 3
+    assert "Subject: Hello there" in untagged
+    untagged, tagged = imap_cmd(b, "56", "UID fetch 1:3 (UID RFC822.SIZE BODY.PEEK[])")
+    assert tagged.startswith("56 OK") and "Line two" in untagged
+    # a flag change elsewhere, then CHANGEDSINCE finds only it
+    _, tagged = imap_cmd(a, "46", "select INBOX")
+    _, tagged = imap_cmd(a, "47", "UID STORE 2 +FLAGS (\\Flagged)")
+    assert tagged.startswith("47 OK")
+    untagged, tagged = imap_cmd(b, "57", f"UID fetch 1:* (FLAGS) (CHANGEDSINCE {hms})")
+    fetches = [u for u in untagged if "FETCH" in u]
+    assert len(fetches) == 1 and "UID 2" in fetches[0] and "\\Flagged" in fetches[0], untagged
+    b.send_line("58 IDLE")
+    assert b.readline().startswith("+ ")
+    _, tagged = imap_cmd(a, "48", "UID MOVE 3 Trash")
+    assert tagged.startswith("48 OK"), tagged
+    assert b.readline(timeout=3) == "* 3 EXPUNGE"
+    b.send_line("DONE")
+    _, tagged = imap_read_tagged(b, "58")
+    assert tagged.startswith("58 OK")
+    # first send: Sent exists already; APPEND with LITERAL+
+    a.send(b"49 append \"Sent\" (\\Seen) {%d+}\r\n" % len(MESSAGE) + MESSAGE + b"\r\n")
+    _, tagged = imap_read_tagged(a, "49")
+    assert tagged.startswith("49 OK [APPENDUID"), tagged
+    a.close()
+    b.close()
+
+
+def test_outlook_startup_sequence(inst):
+    imap = login(inst)
+    data = ok(imap.list('""', "*"))
+    names = list_names(data)
+    for name in names:
+        quoted = '"%s"' % name
+        line = ok(imap.status(quoted, "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY)"))[0]
+        assert b"MESSAGES 0" in line
+    ok(imap.append("Sent", "(\\Seen)", None, MESSAGE))
+    ok(imap.select("Sent"))
+    data = ok(imap.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS "
+                       "(DATE FROM SUBJECT TO CC MESSAGE-ID REFERENCES CONTENT-TYPE "
+                       "IMPORTANCE PRIORITY X-PRIORITY)] INTERNALDATE)"))
+    assert b"Subject: Hello there" in data[0][1]
+    assert b"Line one" not in data[0][1]
+    imap.logout()
+
+
+# ---- malformed input --------------------------------------------------------------------
+
+def test_malformed_commands_get_bad_and_session_survives(inst):
+    conn = raw_login(inst)
+    imap_cmd(conn, "s", "SELECT INBOX")
+    for tag, cmd in [("m1", "LIST (\"\" \"*\""), ("m2", "FETCH 1 (FLAGS))"),
+                     ("m3", "STATUS INBOX (MESSAGES"), ("m4", "CREATE"),
+                     ("m5", "SELECT"), ("m6", "RENAME a"), ("m7", "UID BOGUS 1"),
+                     ("m8", "STORE 1 +FLAGS"), ("m9", "APPEND"), ("m10", "COPY 1")]:
+        _, tagged = imap_cmd(conn, tag, cmd)
+        assert tagged.startswith(tag + " BAD"), (cmd, tagged)
+    # a bad literal size
+    _, tagged = imap_cmd(conn, "m11", "LOGIN {abc}")
+    assert " BAD" in tagged or " NO" in tagged
+    # a 1 MB line (within the 2 MB limit) of garbage and a 3 MB line beyond it
+    conn.send(b"m12 FETCH " + b"1," * 500000 + b"1 (FLAGS\r\n")
+    _, tagged = imap_read_tagged(conn, "m12", timeout=20)
+    assert tagged.startswith("m12 BAD"), tagged
+    conn.send(b"m13 NOOP " + b"x" * (3 * 1024 * 1024) + b"\r\n")
+    line = conn.readline(timeout=20)
+    assert "BAD" in line, line
+    _, tagged = imap_cmd(conn, "m14", "NOOP")
+    assert tagged.startswith("m14 OK"), tagged
+    # a huge UID set on one line works
+    uidset = ",".join(str(i) for i in range(1, 200000, 2))
+    conn.send(f"m15 UID FETCH {uidset} (FLAGS)\r\n".encode())
+    _, tagged = imap_read_tagged(conn, "m15", timeout=20)
+    assert tagged.startswith("m15 OK"), tagged
+    conn.close()
+    # the server still serves others
+    imap = login(inst)
+    ok(imap.select("INBOX"))
+    imap.logout()
