@@ -453,6 +453,20 @@ def test_include_of_missing_file(tmp_path, tool):
                     "settings.conf")
 
 
+@pytest.mark.parametrize("target", ["/dev/zero", "subdir"])
+@pytest.mark.parametrize("tool", TOOLS)
+def test_include_of_device_or_folder_is_refused(tmp_path, tool, target):
+    """A device (which would never end) or a folder is not a configuration file:
+    an error at the include's line, not a hang (found by fuzz-conf)."""
+    os.mkdir(os.path.join(str(tmp_path), "subdir"))
+    main = write_files(tmp_path, {"warren.conf": base_config() +
+                                  f'include("{target}")\n'})
+    result = run_check(tool, main)
+    assert result.returncode == 1
+    assert f"{main}:{line_of(main, target)}: " in result.stderr, result.stderr
+    assert "not a regular file" in result.stderr
+
+
 @pytest.mark.parametrize("tool", TOOLS)
 def test_include_pattern_without_matches_is_fine(tmp_path, tool):
     main = write_files(tmp_path, {"warren.conf": base_config()})   # domains/*.conf: none
