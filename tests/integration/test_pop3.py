@@ -646,3 +646,96 @@ def test_curl_lists_and_retrieves(suite):
                           timeout=30)
     assert dele.returncode == 0, dele.stderr
     assert len(store_list(suite, "xena")) == 1
+
+
+# ---- one session per mailbox across processes --------------------------------------------------
+
+def test_lock_is_shared_by_every_process(tmp_path):
+    """Two pop3d processes on one store (the master's and one run alone on other
+    ports), and a lock held by a plain flock(2) from this test: each keeps out
+    the others."""
+    import fcntl
+    inst = pop3_instance(log_level="info")
+    other = WarrenInstance(listeners={"pop3s": ("pop3", "implicit")},
+                           domains=domains_config(), log_level="info")
+    os.symlink(state_dir(inst), os.path.join(other.dir, "state"))
+    alone = None
+    try:
+        storedeliver(inst, ["yuri"], message("shared"))
+        pop = pop_login(inst, "yuri")
+        pop.quit()
+        lock = os.path.join(state_dir(inst), "pop3-locks", "yuri@example.test.lock")
+        assert os.path.exists(lock)
+        # a second daemon process, bound by itself
+        log = open(os.path.join(other.dir, "alone.log"), "wb")
+        alone = subprocess.Popen([os.path.join(BUILD, "bin", "warren-pop3d"), "-c",
+                                  other.config_path], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((HOST, other.port("pop3s")), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        first = pop_login(inst, "yuri")
+        second = pop_ssl(other)
+        second.user(addr("yuri"))
+        with pytest.raises(poplib.error_proto, match=r"\[IN-USE\]"):
+            second.pass_(PASSWORD)
+        first.quit()
+        second.user(addr("yuri"))
+        second.pass_(PASSWORD)              # the other process now has it
+        assert second.stat()[0] == 1
+        third = pop_ssl(inst)
+        third.user(addr("yuri"))
+        with pytest.raises(poplib.error_proto, match=r"\[IN-USE\]"):
+            third.pass_(PASSWORD)
+        third.quit()
+        second.quit()
+        # any process holding the flock keeps POP3 out
+        with open(lock, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            pop = pop_ssl(inst)
+            pop.user(addr("yuri"))
+            with pytest.raises(poplib.error_proto, match=r"\[IN-USE\]"):
+                pop.pass_(PASSWORD)
+            pop.quit()
+        pop = pop_login(inst, "yuri", retry_in_use=False)
+        pop.quit()
+    finally:
+        if alone is not None:
+            alone.terminate()
+            alone.wait(timeout=15)
+        other.cleanup()
+        inst.cleanup()
+
+
+# ---- another session changes the mailbox (IMAP EXPUNGE) -------------------------------------------
+
+def test_messages_expunged_elsewhere_during_a_session(suite):
+    for i in range(3):
+        storedeliver(suite, ["zoe"], message(f"x{i}", f"unique body {i} {time.time()}\n"))
+    pop = pop_login(suite, "zoe")
+    assert pop.stat()[0] == 3
+    uids = [r[0] for r in store_list(suite, "zoe")]
+    out = subprocess.run([STOREDELIVER, "-X", state_dir(suite), addr("zoe"), str(uids[1])],
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout == f"expunged {uids[1]}\n", out.stderr
+    # the session keeps its numbering; the vanished message cannot be read
+    assert pop.stat()[0] == 3
+    with pytest.raises(poplib.error_proto, match="expunged"):
+        pop.retr(2)
+    assert b"Subject: x2" in b"\n".join(pop.retr(3)[1])
+    # deleting it too is fine: QUIT removes what is still there
+    pop.dele(1)
+    pop.dele(2)
+    assert pop.quit().startswith(b"+OK Logging out")
+    assert [r[0] for r in store_list(suite, "zoe")] == [uids[2]]
+    # a new delivery during a session shows up in the next one
+    pop = pop_login(suite, "zoe")
+    storedeliver(suite, ["zoe"], message("late"))
+    assert pop.stat()[0] == 1
+    pop.quit()
+    pop = pop_login(suite, "zoe")
+    assert pop.stat()[0] == 2
+    pop.quit()

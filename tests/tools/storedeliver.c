@@ -26,6 +26,12 @@
  *   F(lagged) D(eleted) R (draft) or "-"; exit status 1 when there is no such
  *   mailbox.
  *
+ *   storedeliver -X STATE_DIR USER[:MAILBOX] UID ...
+ *
+ *   expunges those messages, as an IMAP client's EXPUNGE would (another
+ *   session changing the mailbox under a POP3 or IMAP session); prints
+ *   "expunged UID" for each one that was there.
+ *
  * All recipients of one copy get it in one store_deliver call (one body, one
  * transaction). Prints "delivered USER UID UIDVALIDITY" per recipient and copy.
  * Exit status: 0 all delivered, 1 a recipient failed (over quota...), 2 usage,
@@ -52,7 +58,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: storedeliver [-f SENDER] [-i FILE] [-n COUNT] [-r] [-q QUOTA] "
 		"STATE_DIR USER[=ENV_TO][:MAILBOX] ...\n"
-		"       storedeliver -L STATE_DIR USER[:MAILBOX]\n");
+		"       storedeliver -L STATE_DIR USER[:MAILBOX]\n"
+		"       storedeliver -X STATE_DIR USER[:MAILBOX] UID ...\n");
 	exit(2);
 }
 
@@ -140,6 +147,34 @@ static int list_mailbox(struct store *st, char *spec)
 	return 0;
 }
 
+static int expunge_messages(struct store *st, char *spec, char **uids, size_t n)
+{
+	char *colon = strchr(spec, ':');
+	if (colon != NULL)
+		*colon = '\0';
+	struct store_mailbox m;
+	int ret = store_mailbox_get(st, spec, colon != NULL ? colon + 1 : "INBOX", &m);
+	if (ret != STORE_OK) {
+		fprintf(stderr, "storedeliver: %s: %s\n", spec, store_strerror(ret));
+		return 1;
+	}
+	uint32_t *list = calloc(n, sizeof(*list));
+	for (size_t i = 0; i < n; i++)
+		list[i] = (uint32_t)strtoul(uids[i], NULL, 10);
+	uint64_t modseq;
+	ret = store_expunge(st, m.id, list, n, &modseq);
+	if (ret != STORE_OK) {
+		fprintf(stderr, "storedeliver: expunge: %s\n", store_strerror(ret));
+		free(list);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (list[i] != 0)
+			printf("expunged %u\n", list[i]);
+	free(list);
+	return 0;
+}
+
 static void become_owner(const char *dir)
 {
 	struct stat st;
@@ -156,10 +191,10 @@ int main(int argc, char **argv)
 {
 	const char *sender = "", *file = NULL;
 	long count = 1, batch = 1;
-	bool raw = false, list = false;
+	bool raw = false, list = false, expunge = false;
 	unsigned long long quota = 0;
 	int opt;
-	while ((opt = getopt(argc, argv, "b:f:i:Ln:rq:")) != -1) {
+	while ((opt = getopt(argc, argv, "b:f:i:Ln:rq:X")) != -1) {
 		switch (opt) {
 		case 'f': sender = optarg; break;
 		case 'i': file = optarg; break;
@@ -167,6 +202,7 @@ int main(int argc, char **argv)
 		case 'b': batch = atol(optarg); break;
 		case 'r': raw = true; break;
 		case 'L': list = true; break;
+		case 'X': expunge = true; break;
 		case 'q': quota = strtoull(optarg, NULL, 10); break;
 		default: usage();
 		}
@@ -174,8 +210,8 @@ int main(int argc, char **argv)
 	if (argc - optind < 2 || count < 1 || batch < 1 || batch > 10000)
 		usage();
 	const char *dir = argv[optind];
-	if (list) {
-		if (argc - optind != 2)
+	if (list || expunge) {
+		if ((list && argc - optind != 2) || (expunge && argc - optind < 3))
 			usage();
 		become_owner(dir);
 		struct store_settings settings = { .dir = dir };
@@ -185,7 +221,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "storedeliver: open %s: %s\n", dir, err);
 			return 1;
 		}
-		int status = list_mailbox(st, argv[optind + 1]);
+		int status = list ? list_mailbox(st, argv[optind + 1]) :
+			expunge_messages(st, argv[optind + 1], argv + optind + 2,
+					 (size_t)(argc - optind - 2));
 		store_close(&st);
 		return status;
 	}
