@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,14 +28,14 @@
 #define STORE_RECOVER_WAIT_S 30
 /* Watchdog interval: a dead process's mutex must not hang warrenctl. */
 #define STORE_WATCHDOG_MS 500
+/* A child's exit status: the store needs recovery, try again. */
+#define EXIT_RECOVER 75
 
 static void on_recover(void *ctx)
 {
-	static const char msg[] = "warrenctl store: the store needs recovery (a process died "
-				  "in it); interrupted, run the command again\n";
-	ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-	(void)n;
-	_exit(1);
+	/* a process died in the store: stop at once (its mutexes may be held) and
+	 * let run_attempts() try again once the master has recovered it */
+	_exit(EXIT_RECOVER);
 }
 
 /* Is the master of state_dir running (its pid file names a live process)? */
@@ -52,7 +53,12 @@ static bool master_running(const char *state_dir)
 	return alive;
 }
 
-/* Opens the store in state_dir as a non-master process. */
+/* Opens the store in state_dir. With its master running, as one more process
+ * (no recovery); when the store needs recovery, the master is asked to run it and
+ * the process exits with EXIT_RECOVER for run_attempts() to try again (Berkeley
+ * DB's DB_REGISTER allows one environment handle per process, even after a failed
+ * open). With no master running, warrenctl is alone and opens it the way the
+ * master would, recovering it if a process died in it. */
 static int store_attach(const char *state_dir, struct store **store_r)
 {
 	char path[4096];
@@ -63,35 +69,63 @@ static int store_attach(const char *state_dir, struct store **store_r)
 			"state_dir?)\n", state_dir);
 		return -1;
 	}
-	time_t deadline = time(NULL) + STORE_RECOVER_WAIT_S;
-	bool asked = false;
-	for (;;) {
-		bool alone = !master_running(state_dir);
-		struct store_settings settings = {
-			.dir = state_dir,
-			/* alone, warrenctl is the only user and may recover it itself */
-			.flags = alone && asked ? STORE_OPEN_RECOVER : 0,
-		};
-		const char *err = "";
-		int ret = store_open(&settings, store_r, &err);
-		if (ret == STORE_OK)
-			break;
-		if (ret != STORE_ERECOVER || time(NULL) > deadline) {
-			fprintf(stderr, "warrenctl store: cannot open the store in %s: %s\n",
-				state_dir, err);
-			return -1;
-		}
-		if (!alone && !asked)
-			fprintf(stderr, "warrenctl store: the store needs recovery; asking the "
-				"master to recover it\n");
-		if (!alone)
-			store_request_recovery(state_dir);
-		asked = true;
-		if (!alone)
-			sleep(1);
+	bool alone = !master_running(state_dir);
+	struct store_settings settings = {
+		.dir = state_dir,
+		.flags = alone ? STORE_OPEN_RECOVER : 0,
+	};
+	const char *err = "";
+	int ret = store_open(&settings, store_r, &err);
+	if (ret == STORE_ERECOVER && !alone) {
+		store_request_recovery(state_dir);
+		fflush(NULL);
+		_exit(EXIT_RECOVER);
+	}
+	if (ret != STORE_OK) {
+		fprintf(stderr, "warrenctl store: cannot open the store in %s: %s\n", state_dir,
+			err);
+		return -1;
 	}
 	store_watchdog_start(*store_r, STORE_WATCHDOG_MS, on_recover, NULL);
 	return 0;
+}
+
+/* Runs fn in a child process, again while it exits with EXIT_RECOVER (the store
+ * was being recovered), for up to STORE_RECOVER_WAIT_S. */
+static int run_attempts(int (*fn)(void *arg), void *arg)
+{
+	time_t deadline = time(NULL) + STORE_RECOVER_WAIT_S;
+	for (bool told = false;; told = true) {
+		fflush(NULL);
+		pid_t pid = fork();
+		if (pid < 0) {
+			fprintf(stderr, "warrenctl store: fork: %s\n", strerror(errno));
+			return 1;
+		}
+		if (pid == 0) {
+			int ret = fn(arg);
+			fflush(NULL);
+			_exit(ret);
+		}
+		int status;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(status)) {
+			fprintf(stderr, "warrenctl store: killed by signal %d\n", WTERMSIG(status));
+			return 1;
+		}
+		if (WEXITSTATUS(status) != EXIT_RECOVER)
+			return WEXITSTATUS(status);
+		if (time(NULL) > deadline) {
+			fprintf(stderr, "warrenctl store: the store still needs recovery after "
+				"%d s; is the master stuck?\n", STORE_RECOVER_WAIT_S);
+			return 1;
+		}
+		if (!told)
+			fprintf(stderr, "warrenctl store: the store needs recovery; the master is "
+				"recovering it, trying again\n");
+		sleep(1);
+	}
 }
 
 /* Started as root: become the store's owner (the config's user). */
@@ -173,9 +207,20 @@ static int report_verify(struct ctl_options *opts, const char *what, const char 
 	return faults == 0 ? 0 : 1;
 }
 
+struct store_job {
+	struct ctl_options *opts;
+	const char *state_dir;
+	const char *dest;           /* backup */
+	bool repair;                /* verify */
+};
+
 /* Verifies the store in state_dir; the report goes to stdout. */
-static int verify_dir(struct ctl_options *opts, const char *state_dir, bool repair)
+static int verify_job(void *arg)
 {
+	struct store_job *job = arg;
+	struct ctl_options *opts = job->opts;
+	const char *state_dir = job->state_dir;
+	bool repair = job->repair;
 	struct store *st;
 	if (store_attach(state_dir, &st) < 0)
 		return 1;
@@ -202,7 +247,29 @@ static int store_verify_cmd(struct ctl_options *opts, const struct warren_config
 	}
 	if (become_store_user(conf, NULL) < 0)
 		return 1;
-	return verify_dir(opts, conf->state_dir, opts->repair);
+	struct store_job job = { opts, conf->state_dir, NULL, opts->repair };
+	return run_attempts(verify_job, &job);
+}
+
+static int backup_job(void *arg)
+{
+	struct store_job *job = arg;
+	struct store *st;
+	if (store_attach(job->state_dir, &st) < 0)
+		return 1;
+	const char *err = "";
+	time_t started = time(NULL);
+	int ret = store_backup(st, job->dest, &err);
+	store_close(&st);
+	if (ret != STORE_OK) {
+		fprintf(stderr, "warrenctl store backup: %s: %s (%s)\n", job->dest,
+			store_strerror(ret), err);
+		return 1;
+	}
+	if (!job->opts->json)
+		printf("%s: backup of %s written in %lds; checking it\n", job->dest,
+		       job->state_dir, (long)(time(NULL) - started));
+	return 0;
 }
 
 static int store_backup_cmd(struct ctl_options *opts, const struct warren_config *conf,
@@ -233,23 +300,13 @@ static int store_backup_cmd(struct ctl_options *opts, const struct warren_config
 	}
 	if (become_store_user(conf, dest) < 0)
 		return 1;
-	struct store *st;
-	if (store_attach(conf->state_dir, &st) < 0)
-		return 1;
-	const char *err = "";
-	time_t started = time(NULL);
-	int ret = store_backup(st, dest, &err);
-	store_close(&st);
-	if (ret != STORE_OK) {
-		fprintf(stderr, "warrenctl store backup: %s: %s (%s)\n", dest, store_strerror(ret),
-			err);
-		return 1;
-	}
-	if (!opts->json)
-		printf("%s: backup of %s written in %lds; checking it\n", dest, conf->state_dir,
-		       (long)(time(NULL) - started));
-	/* the copy is nobody's store yet: check it the way warren would start it */
-	return verify_dir(opts, dest, false);
+	struct store_job job = { opts, conf->state_dir, dest, false };
+	int ret = run_attempts(backup_job, &job);
+	if (ret != 0)
+		return ret;
+	/* the copy is nobody's store yet: check it, opened the way warren would */
+	struct store_job check = { opts, dest, NULL, false };
+	return run_attempts(verify_job, &check);
 }
 
 static const struct {

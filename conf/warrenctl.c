@@ -217,8 +217,10 @@ int main(int argc, char **argv)
 	const char *name = argv[optind];
 	argc -= optind;
 	argv += optind;
-	/* options after the command name: -c FILE and --json */
-	optind = 1;
+	/* options after the command name (anywhere among its arguments): -c FILE,
+	 * --json, --repair. optind = 0 makes glibc start afresh: with 1 it would keep
+	 * the first pass's "+" (stop at the first non-option). */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, "c:jh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': opts.config = optarg; break;

@@ -202,9 +202,29 @@ class WarrenInstance:
         self.proc = None
         self.logf.close()
 
+    # `warrenctl store verify` runs on the stopped suite's store at cleanup (issue
+    # #3: the store verifies clean after every test); a test that damages the
+    # store on purpose sets this to False.
+    verify_store = True
+
     def cleanup(self):
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            state = os.path.join(self.dir, "state")
+            if self.verify_store and os.path.isdir(os.path.join(state, "store")):
+                # a config of its own: the test may have left an invalid one behind
+                conf = os.path.join(self.dir, "verify.conf")
+                with open(conf, "w") as f:
+                    f.write(f'hostname = "mail.warren.test"\nstate_dir = "{state}"\n'
+                            f'user = "{self.user()}"\n')
+                proc = subprocess.run(
+                    [os.path.join(BIN, "warrenctl"), "-c", conf, "store", "verify"],
+                    capture_output=True, text=True, timeout=120)
+                if proc.returncode != 0:
+                    raise AssertionError(f"warrenctl store verify after the test failed "
+                                         f"(exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()

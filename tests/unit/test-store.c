@@ -9,6 +9,7 @@
 #include "common/pool.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -632,6 +633,191 @@ static void test_async(void **state)
 	assert_int_equal(store_mailbox_get(st, "async@example.test", "INBOX", &m), STORE_OK);
 }
 
+/* ---- regressions found reviewing storage/ for issue #3 ---- */
+
+/* A delivery to more mailboxes than one notification datagram holds (64) must
+ * still announce every one of them (it announced the first 64 only). */
+struct seen_ids {
+	uint64_t ids[128];
+	size_t n;
+};
+
+static void collect_id(uint64_t id, void *ctx)
+{
+	struct seen_ids *s = ctx;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ids[i] == id)
+			return;
+	if (s->n < 128)
+		s->ids[s->n++] = id;
+}
+
+static void test_notify_reaches_every_recipient_mailbox(void **state)
+{
+	enum { RCPTS = 70 };
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct seen_ids seen = { .n = 0 };
+	assert_int_equal(store_notify_start(st, &loop, collect_id, &seen), STORE_OK);
+	char users[RCPTS][64];
+	struct store_recipient r[RCPTS];
+	memset(r, 0, sizeof(r));
+	for (int i = 0; i < RCPTS; i++) {
+		snprintf(users[i], sizeof(users[i]), "n%02d@example.test", i);
+		r[i].user = users[i];
+		r[i].mailbox = "INBOX";
+	}
+	struct store_body b = body(MSG1);
+	assert_int_equal(store_deliver(st, &b, "", 1, r, RCPTS), STORE_OK);
+	for (int i = 0; i < 200 && seen.n < RCPTS; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		usleep(5000);
+	}
+	assert_int_equal(seen.n, RCPTS);
+	for (int i = 0; i < RCPTS; i++) {
+		bool found = false;
+		for (size_t j = 0; j < seen.n; j++)
+			found |= seen.ids[j] == r[i].mailbox_id;
+		assert_true(found);
+	}
+	store_notify_stop(st);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	verify_clean();
+}
+
+/* Two writers deliver and expunge the same content over and over: the removal
+ * of the last copy may take the file a delivery has just written (it has no
+ * record yet). Every delivery must succeed and its body must be readable (the
+ * delivery gave up after one rewrite and could then report success without its
+ * transaction). */
+#define CHURN_ROUNDS 200
+
+struct churn {
+	const char *user;
+	int failures;
+	int unreadable;
+	int rounds;
+};
+
+static void *churn_main(void *arg)
+{
+	struct churn *c = arg;
+	static const char text[] = "Subject: same\r\n\r\nthe same body for everyone\r\n";
+	struct store_body b = { text, sizeof(text) - 1, NULL };
+	for (int i = 0; i < CHURN_ROUNDS; i++) {
+		struct store_recipient r = { .user = c->user, .mailbox = "INBOX" };
+		if (store_deliver(st, &b, "", 1, &r, 1) != STORE_OK || r.result != STORE_OK) {
+			c->failures++;
+			continue;
+		}
+		struct store_message *msgs;
+		size_t n;
+		if (store_messages(st, r.mailbox_id, r.uid, r.uid, &msgs, &n) != STORE_OK ||
+		    n != 1) {
+			c->failures++;
+			continue;
+		}
+		char buf[128];
+		size_t got = 0;
+		if (store_blob_read(st, msgs[0].blob, 0, buf, sizeof(buf), &got) != STORE_OK ||
+		    got != sizeof(text) - 1)
+			c->unreadable++;
+		free(msgs);
+		uint32_t uid = r.uid;
+		if (store_expunge(st, r.mailbox_id, &uid, 1, NULL) != STORE_OK || uid != r.uid)
+			c->failures++;
+		c->rounds++;
+	}
+	return NULL;
+}
+
+static void test_same_body_delivered_and_removed_concurrently(void **state)
+{
+	struct churn c[3] = { { .user = "c1@example.test" }, { .user = "c2@example.test" },
+			      { .user = "c3@example.test" } };
+	pthread_t t[3];
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, churn_main, &c[i]), 0);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(c[i].failures, 0);
+		assert_int_equal(c[i].unreadable, 0);
+		assert_int_equal(c[i].rounds, CHURN_ROUNDS);
+	}
+	verify_clean();
+}
+
+/* A crash between creating a body in blobs/tmp and renaming it leaves a file
+ * nothing removed: verify reports it once it is old, --repair removes it, and a
+ * young one (a delivery in progress) is left alone. */
+static void test_verify_sweeps_stale_tmp_files(void **state)
+{
+	char old_tmp[PATH_MAX + 64], new_tmp[PATH_MAX + 64];
+	snprintf(old_tmp, sizeof(old_tmp), "%s/blobs/tmp/00112233445566778899aabb", dir);
+	snprintf(new_tmp, sizeof(new_tmp), "%s/blobs/tmp/ffeeddccbbaa998877665544", dir);
+	FILE *fp = fopen(old_tmp, "w");
+	fputs("half a message", fp);
+	fclose(fp);
+	fp = fopen(new_tmp, "w");
+	fputs("a message being written", fp);
+	fclose(fp);
+	char cmd[PATH_MAX + 200];
+	snprintf(cmd, sizeof(cmd), "touch -d '2 hours ago' %s", old_tmp);
+	assert_int_equal(system(cmd), 0);
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&text, &len);
+	assert_int_equal(store_verify(st, mem, false), 1);
+	fclose(mem);
+	assert_non_null(strstr(text, "stale temporary body file"));
+	assert_non_null(strstr(text, old_tmp));
+	assert_null(strstr(text, new_tmp));
+	free(text);
+	FILE *null = fopen("/dev/null", "w");
+	assert_int_equal(store_verify(st, null, true), 0);
+	fclose(null);
+	assert_int_not_equal(access(old_tmp, F_OK), 0);
+	assert_int_equal(access(new_tmp, F_OK), 0);
+	verify_clean();
+}
+
+/* While a backup runs (blobs/.backup names a live process) the checkpoint, which
+ * would remove logs the copy still needs, waits; afterwards it runs again. */
+static void test_checkpoint_waits_for_a_backup(void **state)
+{
+	char lock[PATH_MAX + 32];
+	snprintf(lock, sizeof(lock), "%s/blobs/.backup", dir);
+	FILE *fp = fopen(lock, "w");
+	fprintf(fp, "%ld\n", (long)getpid());
+	fclose(fp);
+	struct store_body b = body(MSG1);
+	struct store_recipient r = { .user = "ck@example.test", .mailbox = "INBOX" };
+	assert_int_equal(store_deliver(st, &b, "", 1, &r, 1), STORE_OK);
+	/* the body of an expunged message stays while the backup copies */
+	struct store_message *msgs;
+	size_t n;
+	assert_int_equal(store_messages(st, r.mailbox_id, 1, 1, &msgs, &n), STORE_OK);
+	char path[PATH_MAX];
+	store_blob_path(st, msgs[0].blob, path, sizeof(path));
+	free(msgs);
+	uint32_t uid = r.uid;
+	assert_int_equal(store_expunge(st, r.mailbox_id, &uid, 1, NULL), STORE_OK);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(store_checkpoint(st), STORE_OK);
+	unlink(lock);
+	assert_int_equal(store_checkpoint(st), STORE_OK);
+	/* the body left behind is an orphan, swept once old */
+	char cmd[PATH_MAX + 200];
+	snprintf(cmd, sizeof(cmd), "touch -d '2 hours ago' %s", path);
+	assert_int_equal(system(cmd), 0);
+	FILE *null = fopen("/dev/null", "w");
+	assert_int_equal(store_verify(st, null, false), 1);
+	assert_int_equal(store_verify(st, null, true), 0);
+	fclose(null);
+	assert_int_not_equal(access(path, F_OK), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -653,6 +839,10 @@ int main(void)
 		T(test_backup),
 		T(test_two_processes_and_notify),
 		T(test_async),
+		T(test_notify_reaches_every_recipient_mailbox),
+		T(test_same_body_delivered_and_removed_concurrently),
+		T(test_verify_sweeps_stale_tmp_files),
+		T(test_checkpoint_waits_for_a_backup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
