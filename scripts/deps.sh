@@ -12,6 +12,7 @@ PACKAGES=(
   libmicrohttpd-dev libexpat1-dev
   # tools used at run time and by the tests
   openssl python3 python3-pytest swaks dnsmasq-base libpam-wrapper libcmocka-dev
+  libnet-ssleay-perl   # swaks --tls
   # fuzzing and sanitizers (make fuzz, make test-asan)
   clang libclang-rt-14-dev
   curl procps

@@ -1,22 +1,24 @@
 /* storedump — lists a user's messages for the SMTP tests.
  *
- *   storedump STATE_DIR USER
+ *   storedump STATE_DIR USER [-n]
  *
  * For every message of every mailbox of USER prints one header line
  *   "MSG <mailbox>\t<uid>\t<env_from>\t<env_to>\t<size>\n"
- * followed by exactly <size> bytes of the body and a "\n". Exit status 0, or 1 on
+ * followed by exactly <size> bytes of the body and a "\n" (with -n: no body, no "\n"). Exit status 0, or 1 on
  * errors (a user without mailboxes prints nothing).
  */
 #include "storage/store.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: storedump STATE_DIR USER\n");
+	bool bodies = !(argc == 4 && strcmp(argv[3], "-n") == 0);
+	if (argc != 3 && bodies) {
+		fprintf(stderr, "usage: storedump STATE_DIR USER [-n]\n");
 		return 2;
 	}
 	struct store_settings settings = { .dir = argv[1] };
@@ -42,6 +44,8 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < n; i++) {
 			printf("MSG %s\t%u\t%s\t%s\t%llu\n", boxes[b].name, msgs[i].uid, msgs[i].env_from,
 			       msgs[i].env_to, (unsigned long long)msgs[i].size);
+			if (!bodies)
+				continue;
 			char *buf = malloc(msgs[i].size + 1);
 			size_t got = 0;
 			if (buf != NULL &&
