@@ -387,6 +387,51 @@ static void test_reference_lists_every_key(void **state)
 	free(text);
 }
 
+/* smtpd's mailbox types and networks (issue #4). */
+static void test_smtp_delivery_keys(void **state)
+{
+	struct warren_config *conf;
+	write_file("warren.conf",
+		   "smtp {\n  trusted_networks = { \"192.0.2.0/24\", \"2001:db8::/32\", \"10.0.0.1\" }\n"
+		   "  bare_lf = normalize\n  max_recipients = 500\n}\n"
+		   "domain \"a.test\" {\n  catch_all = \"x\"\n  mailbox x { }\n"
+		   "  mailbox f {\n    forward = { \"y@b.test\" }\n    forward_keep_copy = true\n  }\n}\n"
+		   "domain \"d.test\" {\n  multidrop = \"drop\"\n  mailbox drop { }\n}\n");
+	assert_null(load(&conf));
+	assert_int_equal(conf->smtp.n_trusted_networks, 3);
+	assert_int_equal(conf->smtp.bare_lf, CONF_BARE_LF_NORMALIZE);
+	assert_int_equal(conf->smtp.max_recipients, 500);
+	assert_true(conf->smtp.sender_login_check);
+	const struct conf_domain *d = conf_find_domain(conf, "a.test");
+	assert_string_equal(d->catch_all, "x");
+	const struct conf_mailbox *f = conf_find_mailbox(d, "f");
+	assert_int_equal(f->n_forward, 1);
+	assert_true(f->forward_keep_copy);
+	assert_string_equal(conf_find_domain(conf, "d.test")->multidrop, "drop");
+	conf_unref(&conf);
+
+	write_file("warren.conf", "domain \"a.test\" {\n  catch_all = \"ghost\"\n}\n");
+	expect_error("warren.conf", 1, "catch_all ghost@a.test is neither a mailbox nor an alias");
+	write_file("warren.conf", "domain \"a.test\" {\n  multidrop = \"ghost\"\n  mailbox x { }\n}\n");
+	expect_error("warren.conf", 1, "multidrop ghost is not a mailbox");
+	write_file("warren.conf",
+		   "domain \"a.test\" {\n  mailbox x { }\n  mailbox f {\n    forward = { \"nowhere\" }\n  }\n}\n");
+	expect_error("warren.conf", 3, "forward \"nowhere\" is not an address");
+	write_file("warren.conf",
+		   "domain \"a.test\" {\n  mailbox f {\n    forward_keep_copy = true\n  }\n}\n");
+	expect_error("warren.conf", 2, "forward_keep_copy needs forward");
+}
+
+static void test_smtp_networks(void **state)
+{
+	write_file("warren.conf", "smtp {\n  xclient_networks = { \"127.0.0.1\", \"300.1.1.1/8\" }\n}\n");
+	expect_error("warren.conf", 2, "\"300.1.1.1/8\" is not an address or network");
+	write_file("warren.conf", "smtp {\n\n  trusted_networks = { \"192.0.2.0/33\" }\n}\n");
+	expect_error("warren.conf", 3, "\"192.0.2.0/33\" is not an address or network");
+	write_file("warren.conf", "smtp {\n  bare_lf = maybe\n}\n");
+	expect_error("warren.conf", 2, "is not one of reject, normalize");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,6 +451,8 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_value_parsers),
 		cmocka_unit_test(test_reference_lists_every_key),
+		cmocka_unit_test_setup_teardown(test_smtp_delivery_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smtp_networks, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
