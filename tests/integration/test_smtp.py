@@ -533,6 +533,23 @@ def test_quota_checked_at_rcpt_and_data(inst):
     assert len(dump(inst, "small@example.test")) == 1
 
 
+def test_quota_permanent_when_configured(make_warren):
+    w = make_warren(extra="smtp { quota_permanent = true }\n", log_level="info",
+                    domains={"example.test": "mailbox full { quota = 1k }\n"})
+    w.start()
+    s = smtp25(w)
+    s.mail("x@remote.test", options=["SIZE=5000"])
+    code, text = s.rcpt("full@example.test")
+    assert code == 552 and text.startswith(b"5.2.2"), text
+    s.rset()
+    s.mail("x@remote.test")
+    assert s.rcpt("full@example.test")[0] == 250
+    code, text = s.data(b"Subject: x\r\n\r\n" + b"z" * 3000 + b"\r\n")
+    assert code == 552 and text.startswith(b"5.2.2"), text
+    s.quit()
+    assert dump(w, "full@example.test") == []
+
+
 # ---- SMTP smuggling ---------------------------------------------------------------------------
 
 SMUGGLE = [b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\n", b"\r\n.\r"]
@@ -712,3 +729,75 @@ def test_50_concurrent_sessions(inst):
     got = dump(inst, "load@example.test", bodies=False)
     assert len(got) == 50
     assert sorted(g[2] for g in got) == sorted(f"c{i}@remote.test" for i in range(50))
+
+
+# ---- the example configuration (the README's first command) ------------------------------
+
+from warren import SOURCE, WarrenInstance, wait_port  # noqa: E402
+
+EXAMPLE_PORTS = {"smtp": 2525, "submission": 2587, "submissions": 2465}
+
+
+class ExampleInstance(WarrenInstance):
+    """conf/example/warren.conf as shipped, with state_dir, the certificate and the
+    user moved into the test's folder and only the SMTP listeners (the others' ports
+    may be taken by a `make run` on this machine)."""
+
+    def write_config(self):
+        self.ports = dict(EXAMPLE_PORTS)
+        src = os.path.join(SOURCE, "conf", "example")
+        shutil.copytree(os.path.join(src, "domains"), os.path.join(self.dir, "domains"))
+        with open(os.path.join(src, "warren.conf")) as f:
+            text = f.read()
+        text = re.sub(r'(?ms)^listener (imaps?|pop3s?|http) \{.*?^\}\n', '', text)
+        assert "listener smtp" in text and "listener imap" not in text
+        text = re.sub(r'(?m)^state_dir = .*$', 'state_dir = "state"', text)
+        text = re.sub(r'(?m)^user = .*$', f'user = "{self.user()}"', text)
+        text = re.sub(r'(?m)^(\s*)cert = .*$', r'\1cert = "default.pem"', text)
+        text = re.sub(r'(?m)^(\s*)key = .*$', r'\1key = "default.key"', text)
+        with open(self.config_path, "w") as f:
+            f.write(text)
+        for root, dirs, files in os.walk(self.dir):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o755)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o644)
+
+    def expected_daemons(self):
+        return 1
+
+
+def example_ports_free():
+    for port in EXAMPLE_PORTS.values():
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+@pytest.mark.skipif(SWAKS is None, reason="swaks not installed")
+def test_swaks_on_the_example_config():
+    if not example_ports_free():
+        pytest.skip("the example's ports (2525...) are in use")
+    inst = ExampleInstance(listeners={"smtp": ("smtp", "starttls"),
+                                      "submission": ("submission", "starttls"),
+                                      "submissions": ("submission", "implicit")})
+    try:
+        inst.start()
+        r = subprocess.run([SWAKS, "--to", "alice@example.test", "--server", "127.0.0.1:2525"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        qid = queue_id(r.stdout)
+        r = subprocess.run([SWAKS, "--to", "bob@example.test", "--from", "alice@example.test",
+                            "--server", "127.0.0.1:2587", "--tls", "--auth", "PLAIN",
+                            "--auth-user", "alice@example.test", "--auth-password", "secret",
+                            "--pipeline"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        got = dump(inst, "alice@example.test")
+        assert len(got) == 1 and got[0][0] == "INBOX" and qid.encode() in got[0][4]
+        assert len(dump(inst, "bob@example.test")) == 1
+    finally:
+        inst.cleanup()
