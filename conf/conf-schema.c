@@ -53,8 +53,14 @@ static const struct conf_key_def pop3_keys[] = {
 	  "announced, nothing deleted but what the client deletes."),
 	K("sdps", KEY_BOOL, "true", 0, 0, CFG_OFF(pop3.sdps),
 	  "Offer Demon's SDPS *ENV command (envelope sender and recipient of a "
-	  "message), which fetchmail --sdps uses to collect a domain's multi-drop "
-	  "mailbox."),
+	  "message), which fetchmail's protocol sdps uses to collect a domain's "
+	  "multi-drop mailbox."),
+	K("delivered_to", KEY_BOOL, "true", 0, 0, CFG_OFF(pop3.delivered_to),
+	  "RETR and TOP put a \"Delivered-To: RECIPIENT\" line first in messages whose "
+	  "envelope recipient is not the mailbox itself (the copies in a multi-drop "
+	  "mailbox, mail that came through an alias), as Postfix's local delivery "
+	  "does; sizes include it. Collectors need it: fetchmail drops a copy whose "
+	  "header equals the previous one's unless a Delivered-To tells them apart."),
 	KEND
 };
 

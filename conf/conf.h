@@ -149,6 +149,7 @@ struct warren_config {
 		unsigned login_delay_s;      /* LOGIN-DELAY: least seconds between logins; 0: none */
 		const char *expire;          /* EXPIRE: "never", a number of days, or NULL: not said */
 		bool sdps;                   /* offer Demon's SDPS (*ENV) */
+		bool delivered_to;           /* prepend Delivered-To: to other recipients' copies */
 	} pop3;
 
 	struct {

@@ -46,6 +46,7 @@ void pop3_maildrop_free(struct pop3_maildrop *drop)
 	for (size_t i = 0; i < drop->count; i++) {
 		free(drop->msgs[i].env_from);
 		free(drop->msgs[i].env_to);
+		free(drop->msgs[i].prefix);
 	}
 	free(drop->msgs);
 	*drop = (struct pop3_maildrop){ 0 };
@@ -144,6 +145,23 @@ static int open_work(struct pop3_job *job)
 	return store_messages(job->store, job->mbox.id, 1, UINT32_MAX, &job->msgs, &job->count);
 }
 
+/* The Delivered-To line for a copy whose envelope recipient is not the mailbox
+ * itself (multi-drop, aliases), or NULL. Only printable ASCII is kept. */
+static char *delivered_to(const struct pop3_session *s, const char *env_to)
+{
+	if (!s->conf->pop3.delivered_to || env_to[0] == '\0' ||
+	    strcasecmp(env_to, s->mailbox->address) == 0)
+		return NULL;
+	char clean[320];
+	size_t n = 0;
+	for (const char *p = env_to; *p != '\0' && n < sizeof(clean) - 1; p++)
+		clean[n++] = (*p > ' ' && *p < 0x7f) ? *p : '?';
+	clean[n] = '\0';
+	char line[360];
+	snprintf(line, sizeof(line), "Delivered-To: %s\r\n", clean);
+	return x_strdup(line);
+}
+
 static void take_messages(struct pop3_session *s, struct pop3_job *job)
 {
 	struct pop3_maildrop *d = &s->drop;
@@ -161,7 +179,10 @@ static void take_messages(struct pop3_session *s, struct pop3_job *job)
 		memcpy(m->blob, sm->blob, sizeof(m->blob));
 		m->env_from = x_strdup(sm->env_from);
 		m->env_to = x_strdup(sm->env_to);
-		d->size += sm->size;
+		m->prefix = delivered_to(s, sm->env_to);
+		if (m->prefix != NULL)
+			m->size += strlen(m->prefix);
+		d->size += m->size;
 	}
 }
 

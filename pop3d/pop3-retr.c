@@ -25,10 +25,10 @@ static void message_done(struct pop3_session *s, const struct pop3_message *m)
 	struct pop3_stream *st = &s->stream;
 	if (st->top) {
 		s->stats.top++;
-		s->stats.top_bytes += st->offset;
+		s->stats.top_bytes += st->offset + st->sent_prefix;
 	} else {
 		s->stats.retr++;
-		s->stats.retr_bytes += st->offset;
+		s->stats.retr_bytes += st->offset + st->sent_prefix;
 		s->drop.msgs[st->msg].retrieved = true;
 	}
 	log_debug("%s: %s of UID %u done (%" PRIu64 " bytes)", s->id, st->top ? "TOP" : "RETR",
@@ -63,9 +63,15 @@ static void read_done(struct pop3_job *job, int result)
 		else
 			pop3_ok(s, "%" PRIu64 " octets", m->size);
 	}
-	char *out = x_malloc(POP3_STUFF_OUT_MAX(job->got) + POP3_STUFF_FINISH_MAX);
+	size_t prefix_len = st->offset == 0 && m->prefix != NULL ? strlen(m->prefix) : 0;
+	char *out = x_malloc(POP3_STUFF_OUT_MAX(job->got + prefix_len) + POP3_STUFF_FINISH_MAX);
 	size_t consumed;
-	size_t n = pop3_stuff_chunk(&st->stuff, job->buf, job->got, out, &consumed);
+	size_t n = 0;
+	if (prefix_len > 0) {
+		n = pop3_stuff_chunk(&st->stuff, m->prefix, prefix_len, out, &consumed);
+		st->sent_prefix = prefix_len;
+	}
+	n += pop3_stuff_chunk(&st->stuff, job->buf, job->got, out + n, &consumed);
 	st->offset += consumed;
 	bool end = job->got < job->len || st->stuff.done;
 	if (end)

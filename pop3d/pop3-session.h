@@ -32,9 +32,10 @@ enum pop3_state {
 struct pop3_message {
 	uint32_t uid;
 	unsigned flags;             /* STORE_FLAG_* at login */
-	uint64_t size;
+	uint64_t size;              /* as RETR sends it: the stored size + prefix */
 	int64_t internal_date;
 	unsigned char blob[STORE_BLOB_ID_SIZE];
+	char *prefix;               /* "Delivered-To: ...\r\n" sent before the body, or NULL */
 	char *env_from;             /* envelope kept at delivery (SDPS) */
 	char *env_to;
 	bool deleted;               /* DELE'd in this session */
@@ -66,6 +67,7 @@ struct pop3_stream {
 	bool top;
 	bool started;             /* the +OK line was sent */
 	uint64_t offset;          /* RETR/TOP: next byte of the body to read */
+	size_t sent_prefix;       /* bytes of the message's prefix line sent */
 	struct pop3_stuff stuff;
 };
 

@@ -537,13 +537,35 @@ def test_sdps_env_layout(suite):
     assert pop3_cmd(conn, "QUIT").startswith("+OK")
 
 
-def test_sdps_can_be_turned_off():
-    inst = pop3_instance(extra="pop3 { sdps = false }\n")
+def test_delivered_to_line_on_other_recipients_copies(suite):
+    text = message("two copies")
+    storedeliver(suite, ["extra2=alice@example.test", "extra2=bob@example.test", "extra2"],
+                 text)
+    pop = pop_login(suite, "extra2")
+    stored = [r[2] for r in store_list(suite, "extra2")]
+    assert stored == [len(crlf(text))] * 3
+    prefixes = [b"Delivered-To: alice@example.test\r\n", b"Delivered-To: bob@example.test\r\n",
+                b""]
+    _, listing, _ = pop.list()
+    assert [int(l.split()[1]) for l in listing] == [len(crlf(text)) + len(p) for p in prefixes]
+    for n, prefix in enumerate(prefixes, 1):
+        resp, lines, _ = pop.retr(n)
+        assert b"\r\n".join(lines) + b"\r\n" == prefix + crlf(text)
+        assert resp == f"+OK {len(prefix) + len(crlf(text))} octets".encode()
+    assert pop.top(1, 0)[1][0] == b"Delivered-To: alice@example.test"
+    pop.quit()
+
+
+def test_sdps_and_delivered_to_can_be_turned_off():
+    inst = pop3_instance(extra="pop3 { sdps = false  delivered_to = false }\n")
     try:
-        storedeliver(inst, ["drop"], message("x"))
+        text = message("x")
+        storedeliver(inst, ["drop=alice@example.test"], text)
         conn = raw_login(inst, "drop")
         assert "SDPS" not in capa_lines(conn)
         assert pop3_cmd(conn, "*ENV 1") == "-ERR Unknown command."
+        assert pop3_cmd(conn, "LIST 1") == f"+OK 1 {len(crlf(text))}"
+        assert multiline(conn, "TOP 1 0")[1][0] == "From: sender@remote.test"
         assert pop3_cmd(conn, "QUIT").startswith("+OK")
     finally:
         inst.cleanup()

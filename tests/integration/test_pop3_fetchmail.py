@@ -107,6 +107,12 @@ def test_fetchmail_sdps_multidrop_domain_mailbox(suite, tmp_path):
                      "From: sender@remote.test\nTo: list@lists.remote.test\n"
                      f"Subject: {subject}\n\nhello {rcpt}\n",
                      sender="bounces@remote.test")
+    # one message for three of them: three identical copies in a row, which
+    # fetchmail tells apart only by the Delivered-To line pop3d puts first
+    storedeliver(suite, [f"drop=local-{r}@example.test" for r in ("alice", "bob", "carol")],
+                 "From: sender@remote.test\nTo: list@lists.remote.test\n"
+                 "Subject: for all\n\nhello all\n", sender="bounces@remote.test")
+    plan += [("alice", "for all"), ("bob", "for all"), ("carol", "for all")]
     poll = (f"poll 127.0.0.1 service {suite.port('pop3s')} protocol sdps "
             f"aka example.test\n"
             f"  user '{addr('drop')}' there with password '{PASSWORD}' "
