@@ -467,7 +467,8 @@ static int fetch_work(struct imap_job *job)
 				for (size_t i = 0; i < n; i++)
 					if (imap_seqset_contains(&set, uids[i]))
 						uids[o++] = uids[i];
-				if (o > 0) {
+				imap_sort_uids(uids, o);
+		if (o > 0) {
 					buf_append_str(&job->out, "* VANISHED (EARLIER) ");
 					imap_append_uidset(&job->out, uids, o);
 					buf_append_str(&job->out, "\r\n");

@@ -52,6 +52,7 @@ void imap_qresync_work(struct imap_job *job, struct imap_selected *sel, uint64_t
 		for (size_t i = 0; i < n; i++)
 			if (!have_set || imap_seqset_contains(&set, uids[i]))
 				uids[o++] = uids[i];
+		imap_sort_uids(uids, o);
 		if (o > 0) {
 			struct buf b = BUF_INIT(16 * 1024 * 1024);
 			imap_append_uidset(&b, uids, o);

@@ -194,6 +194,17 @@ void imap_seqset_free(struct imap_seqset *set)
 	set->count = 0;
 }
 
+static int uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void imap_sort_uids(uint32_t *uids, size_t count)
+{
+	qsort(uids, count, sizeof(*uids), uid_cmp);
+}
+
 void imap_append_uidset(struct buf *out, const uint32_t *uids, size_t count)
 {
 	for (size_t i = 0; i < count;) {

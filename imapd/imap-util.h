@@ -45,6 +45,8 @@ bool imap_seqset_contains(const struct imap_seqset *set, uint32_t value);
 void imap_seqset_free(struct imap_seqset *set);
 /* Syntax check only (sequence sets and "$"). */
 bool imap_seqset_valid(const char *text);
+/* Sorts UIDs ascending. */
+void imap_sort_uids(uint32_t *uids, size_t count);
 /* Sorted ascending UIDs as a compact set "1:3,7". */
 void imap_append_uidset(struct buf *out, const uint32_t *uids, size_t count);
 /* The 0-based indexes of sel's messages the set names (by UID or by sequence

@@ -622,3 +622,175 @@ def test_malformed_commands_get_bad_and_session_survives(inst):
     imap = login(inst)
     ok(imap.select("INBOX"))
     imap.logout()
+
+
+# ---- SEARCH, ESEARCH, CONDSTORE, QRESYNC -------------------------------------------------
+
+ENCODED = (b"From: =?UTF-8?Q?J=C3=BCrgen_M=C3=BCller?= <jm@example.org>\r\n"
+           b"To: alice@example.test\r\n"
+           b"Subject: =?ISO-8859-1?Q?Gr=FC=DFe_aus_K=F6ln?=\r\n"
+           b"Date: Tue, 2 Jan 2024 08:00:00 +0000\r\n"
+           b"MIME-Version: 1.0\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n"
+           b"Content-Transfer-Encoding: base64\r\n"
+           b"\r\n"
+           b"w5xCRVJHUsOWU1NFIEdlaGVpbW5pcw==\r\n")    # "ÜBERGRÖSSE Geheimnis"
+
+
+def search(imap, *criteria, uid=False):
+    data = ok(imap.uid("SEARCH", *criteria) if uid else imap.search(None, *criteria))
+    return [int(x) for x in data[0].split()]
+
+
+def test_search_keys(inst):
+    imap = login(inst)
+    ok(imap.append("INBOX", "(\\Seen)", '"01-Jan-2024 10:00:00 +0000"', MESSAGE))
+    ok(imap.append("INBOX", "(\\Flagged $Work)", '"05-Jan-2024 10:00:00 +0000"', MULTIPART))
+    ok(imap.append("INBOX", None, '"10-Jan-2024 10:00:00 +0000"', ENCODED))
+    ok(imap.select("INBOX"))
+    assert search(imap, "ALL") == [1, 2, 3]
+    assert search(imap, "SEEN") == [1]
+    assert search(imap, "UNSEEN") == [2, 3]
+    assert search(imap, "FLAGGED") == [2]
+    assert search(imap, "KEYWORD", "$Work") == [2]
+    assert search(imap, "UNKEYWORD", "$Work") == [1, 3]
+    assert search(imap, "NOT", "SEEN", "NOT", "FLAGGED") == [3]
+    assert search(imap, "OR", "SEEN", "FLAGGED") == [1, 2]
+    assert search(imap, "(OR SEEN FLAGGED) UNDELETED") == [1, 2]
+    assert search(imap, "FROM", "alice") == [1, 2]
+    assert search(imap, "TO", "BOB") == [1]
+    assert search(imap, "SUBJECT", "hello") == [1]
+    assert search(imap, "HEADER", "Message-ID", "hello@") == [1]
+    assert search(imap, "HEADER", "MIME-Version", '""') == [2, 3]
+    assert search(imap, "BODY", '"first PART"') == [2]
+    assert search(imap, "TEXT", '"line two"') == [1]
+    assert search(imap, "LARGER", str(len(MESSAGE))) == [2, 3]
+    assert search(imap, "SMALLER", str(len(MESSAGE) + 1)) == [1]
+    assert search(imap, "BEFORE", "05-Jan-2024") == [1]
+    assert search(imap, "ON", "05-Jan-2024") == [2]
+    assert search(imap, "SINCE", "05-Jan-2024") == [2, 3]
+    assert search(imap, "SENTBEFORE", "01-Jan-2000") == [1]
+    assert search(imap, "SENTON", "02-Jan-2024") == [3]
+    assert search(imap, "SENTSINCE", "01-Jan-2024") == [3]
+    assert search(imap, "2:*") == [2, 3]
+    assert search(imap, "*:2") == [2, 3]
+    assert search(imap, "UID", "1,3") == [1, 3]
+    assert search(imap, "1:2", uid=True) == [1, 2]
+    assert search(imap, "NEW") == [] and search(imap, "OLD") == [1, 2, 3]
+    assert search(imap, "YOUNGER", "999999999") == [1, 2, 3]
+    for bad in [("BOGUS",), ("FROM",), ("BEFORE", "2024-01-01"), ("(SEEN",), ("OR", "SEEN"),
+                ("LARGER", "x")]:
+        with pytest.raises(imaplib.IMAP4.error, match="BAD"):
+            imap.search(None, *bad)
+    imap.logout()
+
+
+def test_search_decoded_headers_bodies_and_charset(inst):
+    imap = login(inst)
+    ok(imap.append("INBOX", None, None, ENCODED))
+    ok(imap.append("INBOX", None, None, MESSAGE))
+    ok(imap.select("INBOX"))
+    conn = raw_login(inst)
+    imap_cmd(conn, "s", "SELECT INBOX")
+
+    def raw_search(tag, key, text):
+        data = text.encode()
+        conn.send(b"%s SEARCH CHARSET UTF-8 %s {%d+}\r\n" % (tag.encode(), key.encode(),
+                                                             len(data)) + data + b"\r\n")
+        return imap_read_tagged(conn, tag)
+
+    untagged, tagged = raw_search("q1", "FROM", "JÜRGEN müller")
+    assert tagged.startswith("q1 OK") and untagged == ["* SEARCH 1"], (untagged, tagged)
+    untagged, tagged = raw_search("q2", "SUBJECT", "GRÜSSE")
+    assert untagged == ["* SEARCH"], untagged    # "Grüße": ß is not "SS" without full folding
+    untagged, tagged = raw_search("q3", "SUBJECT", "KÖLN")
+    assert untagged == ["* SEARCH 1"], untagged
+    # the base64 body is decoded and folded
+    untagged, tagged = raw_search("q4", "BODY", "übergröss")
+    assert untagged == ["* SEARCH 1"], untagged
+    untagged, tagged = imap_cmd(conn, "q5", "SEARCH BODY geheimnis")
+    assert untagged == ["* SEARCH 1"], untagged
+    _, tagged = imap_cmd(conn, "q6", "SEARCH CHARSET KOI8-R FROM x")
+    assert tagged.startswith("q6 NO [BADCHARSET"), tagged
+    conn.close()
+    imap.logout()
+
+
+def test_esearch(inst):
+    imap = login(inst)
+    for flags in ("(\\Seen)", None, "(\\Seen)", "(\\Seen)"):
+        ok(imap.append("INBOX", flags, None, MESSAGE))
+    conn = raw_login(inst)
+    imap_cmd(conn, "s", "SELECT INBOX")
+    untagged, tagged = imap_cmd(conn, "e1", "SEARCH RETURN (MIN MAX COUNT ALL) SEEN")
+    assert untagged == ['* ESEARCH (TAG "e1") MIN 1 MAX 4 COUNT 3 ALL 1,3:4'], untagged
+    untagged, tagged = imap_cmd(conn, "e2", "UID SEARCH RETURN () SEEN")
+    assert untagged == ['* ESEARCH (TAG "e2") UID ALL 1,3:4'], untagged
+    untagged, tagged = imap_cmd(conn, "e3", "SEARCH RETURN (COUNT) DELETED")
+    assert untagged == ['* ESEARCH (TAG "e3") COUNT 0'], untagged
+    _, tagged = imap_cmd(conn, "e4", "SEARCH RETURN (BOGUS) ALL")
+    assert tagged.startswith("e4 BAD"), tagged
+    conn.close()
+    imap.logout()
+
+
+def test_condstore(inst):
+    imap = login(inst)
+    for _ in range(3):
+        ok(imap.append("INBOX", None, None, MESSAGE))
+    conn = raw_login(inst)
+    untagged, _ = imap_cmd(conn, "s", "SELECT INBOX (CONDSTORE)")
+    hms = int(re.search(r"HIGHESTMODSEQ (\d+)", "\n".join(untagged)).group(1))
+    untagged, _ = imap_cmd(conn, "c1", "FETCH 1:* (MODSEQ)")
+    modseqs = [int(re.search(r"MODSEQ \((\d+)\)", u).group(1)) for u in untagged]
+    assert len(modseqs) == 3 and max(modseqs) == hms
+    untagged, tagged = imap_cmd(conn, "c2", f"STORE 1 (UNCHANGEDSINCE {modseqs[0]}) "
+                                "+FLAGS (\\Seen)")
+    assert tagged.startswith("c2 OK") and "MODSEQ" in untagged[0], (untagged, tagged)
+    new = int(re.search(r"MODSEQ \((\d+)\)", untagged[0]).group(1))
+    assert new > hms
+    # the same condition again fails: the message changed since
+    untagged, tagged = imap_cmd(conn, "c3", f"STORE 1 (UNCHANGEDSINCE {modseqs[0]}) "
+                                "+FLAGS (\\Flagged)")
+    assert tagged.startswith("c3 OK [MODIFIED 1]"), tagged
+    untagged, tagged = imap_cmd(conn, "c4", f"SEARCH MODSEQ {new}")
+    assert untagged == [f"* SEARCH 1 (MODSEQ {new})"], untagged
+    untagged, tagged = imap_cmd(conn, "c5", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {hms})")
+    assert len(untagged) == 1 and "UID 1" in untagged[0] and f"MODSEQ ({new})" in untagged[0]
+    untagged, _ = imap_cmd(conn, "c6", "STATUS INBOX (HIGHESTMODSEQ)")
+    assert f"HIGHESTMODSEQ {new}" in untagged[0], untagged
+    conn.close()
+    imap.logout()
+
+
+def test_qresync(inst):
+    imap = login(inst)
+    for _ in range(4):
+        ok(imap.append("INBOX", None, None, MESSAGE))
+    conn = raw_login(inst)
+    _, tagged = imap_cmd(conn, "q0", "ENABLE QRESYNC")
+    untagged, _ = imap_cmd(conn, "q1", "SELECT INBOX")
+    text = "\n".join(untagged)
+    uidvalidity = int(re.search(r"UIDVALIDITY (\d+)", text).group(1))
+    hms = int(re.search(r"HIGHESTMODSEQ (\d+)", text).group(1))
+    imap_cmd(conn, "q2", "UNSELECT")
+    # meanwhile another client flags 2 and expunges 3
+    ok(imap.select("INBOX"))
+    ok(imap.store("2", "+FLAGS", "(\\Answered)"))
+    ok(imap.store("3", "+FLAGS", "(\\Deleted)"))
+    ok(imap.expunge())
+    untagged, tagged = imap_cmd(conn, "q3", f"SELECT INBOX (QRESYNC ({uidvalidity} {hms}))")
+    assert tagged.startswith("q3 OK"), tagged
+    assert "* VANISHED (EARLIER) 3" in untagged, untagged
+    fetches = [u for u in untagged if "FETCH" in u]
+    assert fetches == [f"* 2 FETCH (UID 2 FLAGS (\\Answered) MODSEQ ({hms + 1}))"] or (
+        len(fetches) == 1 and "UID 2" in fetches[0] and "\\Answered" in fetches[0]), fetches
+    # an expunge by the other session is reported as VANISHED
+    ok(imap.store("1", "+FLAGS", "(\\Deleted)"))
+    ok(imap.expunge())
+    untagged, _ = imap_cmd(conn, "q4", "NOOP")
+    assert "* VANISHED 1" in untagged, untagged
+    untagged, _ = imap_cmd(conn, "q5", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {hms} VANISHED)")
+    assert "* VANISHED (EARLIER) 1,3" in untagged, untagged
+    conn.close()
+    imap.logout()
