@@ -801,3 +801,28 @@ def test_swaks_on_the_example_config():
         assert len(dump(inst, "bob@example.test")) == 1
     finally:
         inst.cleanup()
+
+
+def test_arrival_seen_through_imap(inst):
+    import imaplib
+    m = deliver(inst, ["carol@example.org"], "seen through imap")
+    imap = imaplib.IMAP4(HOST, inst.port("imap"), timeout=TIMEOUT)
+    try:
+        imap.starttls(ssl_context=client_context())
+        imap.login("carol@example.org", "secret")
+        typ, data = imap.select("INBOX", readonly=True)
+        if typ != "OK":
+            pytest.skip("imapd cannot SELECT yet")
+        typ, data = imap.uid("SEARCH", None, "SUBJECT", '"seen through imap"')
+        assert typ == "OK" and data[0], data
+        uid = data[0].split()[-1]
+        typ, data = imap.uid("FETCH", uid, "(BODY.PEEK[])")
+        assert typ == "OK"
+        body = data[0][1]
+        assert body.startswith(b"Return-Path: <t@remote.test>\r\nDelivered-To: carol@example.org\r\n")
+        assert m in body
+    finally:
+        try:
+            imap.logout()
+        except Exception:     # noqa: BLE001
+            pass
