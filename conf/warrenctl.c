@@ -48,6 +48,17 @@ static const struct ctl_command commands[] = {
 	{ "store", ctl_cmd_store, "store backup DIR",
 	  "Consistent hot backup of the store (database and bodies) into DIR, then "
 	  "verified; `warren` can start with state_dir = DIR." },
+	{ "domain", ctl_cmd_domain, "domain list",
+	  "Every domain: type, password backend, mailboxes, aliases, host names." },
+	{ "user", ctl_cmd_user, "user list [DOMAIN]",
+	  "Every mailbox (of DOMAIN): address, quota, forwarding." },
+	{ "user", ctl_cmd_user, "user show ADDRESS",
+	  "One mailbox: quota, bytes and messages stored, folders, aliases, forwarding." },
+	{ "mailbox", ctl_cmd_mailbox, "mailbox list USER",
+	  "The user's folders: messages, unseen, size, subscription, special use." },
+	{ "dns", ctl_cmd_dns, "dns DOMAIN",
+	  "Every DNS record the domain needs (MX, SPF, DKIM, DMARC, TLS-RPT, MTA-STS, "
+	  "RFC 6186 SRV, autoconfig/autodiscover) as zone-file lines." },
 };
 
 static void usage(FILE *out)
