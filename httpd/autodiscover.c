@@ -31,6 +31,7 @@ struct ad_parse {
 	struct buf *text;                 /* collecting an element's text, or NULL */
 	struct buf address;
 	struct buf schema;
+	bool overflow;                    /* a value passed its bound: the request is invalid */
 };
 
 static const char *local_name(const char *name)
@@ -67,8 +68,8 @@ static void XMLCALL end_cb(void *data, const XML_Char *name)
 static void XMLCALL text_cb(void *data, const XML_Char *s, int len)
 {
 	struct ad_parse *p = data;
-	if (p->text != NULL)
-		buf_append(p->text, s, (size_t)len);   /* beyond its bound: the address is invalid */
+	if (p->text != NULL && buf_append(p->text, s, (size_t)len) < 0)
+		p->overflow = true;
 }
 
 static void trim(struct buf *b)
@@ -177,7 +178,7 @@ void httpd_autodiscover(struct http_request *req, struct http_reply *reply)
 			      .schema = BUF_INIT(1024) };
 	if (parse(&req->body, &p) < 0) {
 		error_doc(reply, 400, 600, "Invalid Request");
-	} else if (buf_len(&p.address) == 0) {
+	} else if (buf_len(&p.address) == 0 || p.overflow) {
 		error_doc(reply, 200, 600, "Invalid Request");
 	} else if (buf_len(&p.schema) > 0 && strcmp(buf_cstr(&p.schema), NS_OUTLOOK) != 0) {
 		/* ActiveSync (mobilesync) and others: not served here */

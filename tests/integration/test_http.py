@@ -269,6 +269,10 @@ def test_autodiscover_bad_requests(suite):
                                            "exchange/autodiscover/mobilesync/responseschema/2006"))
     assert resp.status == 200
     assert ET.fromstring(data).find(f".//{{{NS_RESP}}}ErrorCode").text == "601"
+    # an address longer than any address: refused, never truncated into a valid one
+    resp, data = request(suite, "/autodiscover/autodiscover.xml", "POST",
+                         autodiscover_body("alice@example.test" + " " * 2000 + "x"))
+    assert ET.fromstring(data).find(f".//{{{NS_RESP}}}ErrorCode").text == "600"
     resp, _ = request(suite, "/autodiscover/autodiscover.xml")
     assert resp.status == 405 and resp.getheader("Allow") == "POST"
     resp, _ = request(suite, "/autodiscover/autodiscover.xml", "POST", b"x" * (200 * 1024))
