@@ -123,6 +123,31 @@ static const struct conf_key_def domain_tls_keys[] = {
 	KEND
 };
 
+#define DIMAP_OFF(field) offsetof(struct conf_domain_imap, field)
+
+static const struct conf_key_def domain_imap_keys[] = {
+	K("drafts", KEY_STR, "Drafts", 0, 0, DIMAP_OFF(drafts),
+	  "Folder created (\\Drafts, subscribed) at each login when missing; "
+	  "\"Entwürfe\" and the like are fine (UTF-8)."),
+	K("sent", KEY_STR, "Sent", 0, 0, DIMAP_OFF(sent),
+	  "The \\Sent folder (\"Sent Items\" for older Outlook users)."),
+	K("trash", KEY_STR, "Trash", 0, 0, DIMAP_OFF(trash),
+	  "The \\Trash folder (\"Deleted Items\" for older Outlook users)."),
+	K("junk", KEY_STR, "Junk", 0, 0, DIMAP_OFF(junk), "The \\Junk folder."),
+	K("archive", KEY_STR, "Archive", 0, 0, DIMAP_OFF(archive), "The \\Archive folder."),
+	K("trash_on_expunge", KEY_BOOL, "false", 0, 0, DIMAP_OFF(trash_on_expunge),
+	  "Trashcan: messages expunged from any other folder (\\Deleted + EXPUNGE or "
+	  "CLOSE) keep a copy in the trash folder."),
+	K("trash_retention", KEY_DURATION, "0", 0, 10 * 365 * 86400,
+	  DIMAP_OFF(trash_retention_s),
+	  "Messages that have been in the trash folder longer than this are removed "
+	  "(checked at each IMAP login); 0: kept until the user empties it."),
+	KEND
+};
+
+static const struct conf_section_def domain_imap_section = {
+	"imap", 0, NULL, "The domain's IMAP folders (imapd).", domain_imap_keys };
+
 static const struct conf_section_def log_section = {
 	"log", 0, NULL, "Logging.", log_keys };
 static const struct conf_section_def pop3_section = {
@@ -270,6 +295,7 @@ static const struct conf_key_def domain_keys[] = {
 	  "A mailbox of the domain that receives all of the domain's mail, each message "
 	  "keeping its envelope recipient (for POP3 SDPS or a downstream server)."),
 	SUB("tls", &domain_tls_section, DOM_OFF(tls)),
+	SUB("imap", &domain_imap_section, DOM_OFF(imap)),
 	SUB("mailbox", &mailbox_section, 0),
 	SUB("alias", &alias_section, 0),
 	KEND

@@ -132,6 +132,11 @@ struct conf_domain {
 	size_t n_aliases;
 	const char *catch_all;       /* target for unknown local parts (NULL: none) */
 	const char *multidrop;       /* mailbox receiving all of the domain's mail (NULL: none) */
+	struct conf_domain_imap {    /* imapd: the special-use folders and the trashcan */
+		const char *drafts, *sent, *trash, *junk, *archive;  /* NULL: not created */
+		bool trash_on_expunge;       /* EXPUNGE keeps a copy in the trash folder */
+		unsigned trash_retention_s;  /* trash messages older than this go; 0: kept */
+	} imap;
 	const char *file;
 	int line;
 };

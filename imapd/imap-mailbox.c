@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define LIST_PATTERNS_MAX 32
 
@@ -27,17 +28,70 @@ static const struct {
 };
 #define N_SPECIAL (sizeof(special_uses) / sizeof(special_uses[0]))
 
+static const struct conf_domain_imap *domain_imap(const struct imap_session *s)
+{
+	return s->user != NULL && s->user->domain != NULL ? &s->user->domain->imap : NULL;
+}
+
 const char *imap_folder_name(const struct imap_session *s, unsigned special_use)
 {
-	for (size_t i = 0; i < N_SPECIAL; i++)
-		if (special_uses[i].flag == special_use)
-			return special_uses[i].default_name;
-	return NULL;
+	const struct conf_domain_imap *di = domain_imap(s);
+	const char *name = NULL;
+	bool configured = di != NULL;
+	switch (special_use) {
+	case STORE_SPECIAL_DRAFTS: name = configured ? di->drafts : NULL; break;
+	case STORE_SPECIAL_SENT: name = configured ? di->sent : NULL; break;
+	case STORE_SPECIAL_TRASH: name = configured ? di->trash : NULL; break;
+	case STORE_SPECIAL_JUNK: name = configured ? di->junk : NULL; break;
+	case STORE_SPECIAL_ARCHIVE: name = configured ? di->archive : NULL; break;
+	default: return NULL;
+	}
+	if (name == NULL) {
+		for (size_t i = 0; i < N_SPECIAL; i++)
+			if (special_uses[i].flag == special_use)
+				name = special_uses[i].default_name;
+	}
+	/* an empty name: the folder is not created */
+	return name != NULL && name[0] != '\0' ? name : NULL;
 }
 
 const char *imap_trash_name(const struct imap_session *s)
 {
-	return NULL;
+	const struct conf_domain_imap *di = domain_imap(s);
+	if (di == NULL || !di->trash_on_expunge)
+		return NULL;
+	return imap_folder_name(s, STORE_SPECIAL_TRASH);
+}
+
+/* Removes what has been in the trash longer than the domain's retention. */
+static void trash_expire(struct imap_job *job)
+{
+	struct imap_session *s = job->s;
+	const struct conf_domain_imap *di = domain_imap(s);
+	const char *trash = imap_folder_name(s, STORE_SPECIAL_TRASH);
+	if (di == NULL || di->trash_retention_s == 0 || trash == NULL)
+		return;
+	struct store_mailbox mb;
+	if (store_mailbox_get(job->store, s->user->address, trash, &mb) != 0)
+		return;
+	struct store_message *list;
+	size_t n;
+	if (store_messages(job->store, mb.id, 1, 0xffffffffu, &list, &n) != 0)
+		return;
+	int64_t limit = (int64_t)time(NULL) - (int64_t)di->trash_retention_s;
+	uint32_t *uids = x_malloc((n + 1) * sizeof(*uids));
+	size_t count = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t when = list[i].save_date != 0 ? list[i].save_date : list[i].internal_date;
+		if (when < limit)
+			uids[count++] = list[i].uid;
+	}
+	free(list);
+	uint64_t hms;
+	if (count > 0 && store_expunge(job->store, mb.id, uids, count, &hms) == 0)
+		log_info("%s: removed %zu message(s) older than the retention from %s of %s",
+			 s->id, count, trash, s->user->address);
+	free(uids);
 }
 
 static void append_special(struct buf *out, unsigned special, bool *first)
@@ -149,6 +203,7 @@ static int setup_work(struct imap_job *job)
 	free(list);
 	if (!inbox_subscribed)
 		store_subscribe(job->store, user, "INBOX", true);
+	trash_expire(job);
 	return 0;
 }
 

@@ -794,3 +794,42 @@ def test_qresync(inst):
     assert "* VANISHED (EARLIER) 1,3" in untagged, untagged
     conn.close()
     imap.logout()
+
+
+# ---- per-domain folder names and the trashcan ------------------------------------------
+
+def test_outlook_folder_names_and_trashcan(make_warren):
+    from warren import SECRET_HASH
+    body = (f'mailbox alice {{ password = "{SECRET_HASH}" }}\n'
+            'imap {\n  sent = "Sent Items"\n  trash = "Deleted Items"\n  junk = ""\n'
+            '  trash_on_expunge = true\n  trash_retention = 2s\n}\n')
+    inst = make_warren(listeners=LISTENERS, listener_extra={"imap": "auth_plaintext = true"},
+                       domains={"example.test": body})
+    inst.start()
+    imap = login(inst)
+    names = list_names(ok(imap.list('""', "*")))
+    assert set(names) == {"INBOX", "Drafts", "Sent Items", "Deleted Items", "Archive"}
+    assert "\\Sent" in names["Sent Items"] and "\\Trash" in names["Deleted Items"]
+    ok(imap.append("INBOX", None, None, MESSAGE))
+    ok(imap.append("INBOX", None, None, MULTIPART))
+    ok(imap.select("INBOX"))
+    ok(imap.store("1", "+FLAGS", "(\\Deleted)"))
+    ok(imap.expunge())
+    # the expunged message is kept in the trash
+    assert ok(imap.status('"Deleted Items"', "(MESSAGES)"))[0].endswith(b"(MESSAGES 1)")
+    ok(imap.select('"Deleted Items"'))
+    assert ok(imap.fetch("1", "(BODY.PEEK[])"))[0][1] == MESSAGE
+    # expunging in the trash itself really deletes
+    ok(imap.store("1", "+FLAGS", "(\\Deleted)"))
+    ok(imap.close())
+    assert ok(imap.status('"Deleted Items"', "(MESSAGES)"))[0].endswith(b"(MESSAGES 0)")
+    # older than the retention: gone at the next login
+    ok(imap.select("INBOX"))
+    typ, _ = imap._simple_command("MOVE", "1", '"Deleted Items"')
+    assert typ == "OK"
+    assert ok(imap.status('"Deleted Items"', "(MESSAGES)"))[0].endswith(b"(MESSAGES 1)")
+    imap.logout()
+    time.sleep(3.5)
+    imap = login(inst)
+    assert ok(imap.status('"Deleted Items"', "(MESSAGES)"))[0].endswith(b"(MESSAGES 0)")
+    imap.logout()
