@@ -527,9 +527,11 @@ static void conn_free(struct net_conn *conn)
 	struct net_listener *l = conn->listener;
 	if (conn->cb != NULL && conn->cb->on_close != NULL)
 		conn->cb->on_close(conn, conn->ctx);
-	l->connections--;
-	ip_add(l, conn->peer_ip, -1);
-	listener_unref(l);
+	if (l != NULL) {   /* NULL: an outgoing connection (net_connect) */
+		l->connections--;
+		ip_add(l, conn->peer_ip, -1);
+		listener_unref(l);
+	}
 	if (conn->ssl != NULL)
 		SSL_free(conn->ssl);   /* frees the BIOs too */
 	buf_free(&conn->in);
@@ -1000,6 +1002,112 @@ int net_conn_start_tls(struct net_conn *conn, struct tls_server *tls)
 	conn->flags |= CONN_HANDSHAKE;
 	uv_timer_start(&conn->timer, timer_cb, NET_TLS_HANDSHAKE_TIMEOUT_MS, 0);
 	return 0;
+}
+
+/* ---- outgoing connections ----------------------------------------------------------- */
+
+struct net_connect_req {
+	uv_connect_t req;
+	struct net_conn *conn;
+	net_connect_callback *cb;
+	void *ctx;
+	bool timed_out;
+};
+
+static void connect_timer_cb(uv_timer_t *timer)
+{
+	struct net_conn *conn = timer->data;
+	struct net_connect_req *cr = conn->ctx;
+	cr->timed_out = true;
+	conn_close_handles(conn);   /* connect_cb follows with UV_ECANCELED */
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct net_connect_req *cr = req->data;
+	struct net_conn *conn = cr->conn;
+	conn->ctx = NULL;
+	if (status == 0 && (conn->flags & CONN_CLOSED))
+		status = UV_ECANCELED;
+	if (status < 0) {
+		cr->cb(NULL, cr->timed_out ? UV_ETIMEDOUT : status, cr->ctx);
+		conn_close_handles(conn);
+		free(cr);
+		return;
+	}
+	uv_timer_stop(&conn->timer);
+	int len = sizeof(conn->peer);
+	uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&conn->peer, &len);
+	len = sizeof(conn->local);
+	uv_tcp_getsockname(&conn->tcp, (struct sockaddr *)&conn->local, &len);
+	addr_to_text(&conn->peer, conn->peer_ip, sizeof(conn->peer_ip), &conn->peer_port);
+	addr_to_text(&conn->local, conn->local_ip, sizeof(conn->local_ip), &conn->local_port);
+	uv_tcp_nodelay(&conn->tcp, 1);
+	conn->flags |= CONN_READING;
+	uv_read_start((uv_stream_t *)&conn->tcp, alloc_cb, read_cb);
+	cr->cb(conn, 0, cr->ctx);
+	if (conn->cb == NULL && !(conn->flags & CONN_CLOSING))
+		net_conn_abort(conn);
+	free(cr);
+}
+
+int net_connect(uv_loop_t *loop, const struct sockaddr *addr, const struct sockaddr *source,
+		unsigned timeout_ms, net_connect_callback *cb, void *ctx)
+{
+	if (net_ctx == NULL)
+		ctx_init(loop);
+	struct net_conn *conn = x_calloc(1, sizeof(*conn));
+	uv_tcp_init(loop, &conn->tcp);
+	uv_timer_init(loop, &conn->timer);
+	conn->tcp.data = conn;
+	conn->timer.data = conn;
+	conn->max_line = NET_DEFAULT_MAX_LINE;
+	buf_init(&conn->in, conn->max_line + 2 * NET_READ_CHUNK);
+	buf_init(&conn->out, SIZE_MAX);
+	struct net_connect_req *cr = x_calloc(1, sizeof(*cr));
+	cr->req.data = cr;
+	cr->conn = conn;
+	cr->cb = cb;
+	cr->ctx = ctx;
+	conn->ctx = cr;   /* until connected (the timer finds the request here) */
+	int ret = source != NULL ? uv_tcp_bind(&conn->tcp, source, 0) : 0;
+	if (ret == 0)
+		ret = uv_tcp_connect(&cr->req, &conn->tcp, addr, connect_cb);
+	if (ret < 0) {
+		free(cr);
+		conn->ctx = NULL;
+		conn_close_handles(conn);
+		return ret;
+	}
+	if (timeout_ms != 0)
+		uv_timer_start(&conn->timer, connect_timer_cb, timeout_ms, 0);
+	return 0;
+}
+
+int net_conn_start_tls_client(struct net_conn *conn, SSL *ssl)
+{
+	if (conn->ssl != NULL || ssl == NULL)
+		return -1;
+	conn_flush(conn);
+	buf_clear(&conn->in);
+	conn->line_consume = 0;
+	conn->scan_pos = 0;
+	conn->flags &= ~CONN_SKIP_LINE;
+	conn->ssl = ssl;
+	conn->rbio = BIO_new(BIO_s_mem());
+	conn->wbio = BIO_new(BIO_s_mem());
+	BIO_set_mem_eof_return(conn->rbio, -1);
+	SSL_set_bio(conn->ssl, conn->rbio, conn->wbio);
+	SSL_set_connect_state(conn->ssl);
+	conn->flags |= CONN_HANDSHAKE;
+	uv_timer_start(&conn->timer, timer_cb, NET_TLS_HANDSHAKE_TIMEOUT_MS, 0);
+	tls_handshake(conn);   /* the ClientHello */
+	return 0;
+}
+
+SSL *net_conn_ssl(const struct net_conn *conn)
+{
+	return conn->ssl;
 }
 
 bool net_conn_is_tls(const struct net_conn *conn)

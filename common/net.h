@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 #include <uv.h>
+#include <openssl/ssl.h>
 
 struct tls_server;
 struct net_conn;
@@ -144,6 +145,22 @@ bool net_conn_is_tls(const struct net_conn *conn);
 const char *net_conn_tls_version(const struct net_conn *conn);
 const char *net_conn_tls_cipher(const struct net_conn *conn);
 const char *net_conn_tls_sni(const struct net_conn *conn);
+
+/* ---- outgoing connections (smtpd's queue) ---- */
+
+/* conn is NULL and status a libuv error (UV_ETIMEDOUT, UV_ECONNREFUSED...) on
+ * failure. On success the callee must call net_conn_set_handler() before
+ * returning, or the connection is closed. */
+typedef void net_connect_callback(struct net_conn *conn, int status, void *ctx);
+/* Connects to addr (from source when not NULL) within timeout_ms (0: none). The
+ * callback runs later on the loop; returns a libuv error when it cannot start. */
+int net_connect(uv_loop_t *loop, const struct sockaddr *addr, const struct sockaddr *source,
+		unsigned timeout_ms, net_connect_callback *cb, void *ctx);
+/* Starts a client-side TLS handshake with ssl (taken over: freed with the
+ * connection); on_tls_ready follows, or the connection closes on failure. */
+int net_conn_start_tls_client(struct net_conn *conn, SSL *ssl);
+/* The connection's SSL object (NULL without TLS), to inspect the peer. */
+SSL *net_conn_ssl(const struct net_conn *conn);
 
 /* ---- closing ---- */
 

@@ -189,6 +189,61 @@ static const struct conf_key_def smtp_keys[] = {
 static const struct conf_section_def smtp_section = {
 	"smtp", 0, NULL, "SMTP transactions (smtpd).", smtp_keys };
 
+static const struct conf_key_def queue_keys[] = {
+	K("relayhost", KEY_STR, NULL, 0, 0, CFG_OFF(queue.relayhost),
+	  "Smart host (\"host[:port]\", port 25 by default, no MX lookup) that receives "
+	  "all mail for other domains; unset: deliver by MX. Remote domains' relay_host "
+	  "still wins."),
+	K("relayhost_user", KEY_STR, NULL, 0, 0, CFG_OFF(queue.relayhost_user),
+	  "User name for AUTH PLAIN at the smart host; unset: no AUTH."),
+	K("relayhost_password", KEY_STR, NULL, 0, 0, CFG_OFF(queue.relayhost_password),
+	  "Password for AUTH at the smart host."),
+	K("relayhost_tls_required", KEY_BOOL, "true", 0, 0,
+	  CFG_OFF(queue.relayhost_tls_required),
+	  "Only talk to the smart host over TLS (STARTTLS); without it mail waits in the "
+	  "queue."),
+	K("tls_required_domains", KEY_STRLIST, NULL, 0, 0,
+	  CFG_OFF(queue.tls_required_domains),
+	  "Destination domains whose servers must offer STARTTLS (others: TLS when "
+	  "offered)."),
+	K("smtp_port", KEY_INT, "25", 1, 65535, CFG_OFF(queue.smtp_port),
+	  "Port of the MX hosts (25; other values are for tests)."),
+	K("max_lifetime", KEY_DURATION, "5d", 60, 60 * 86400, CFG_OFF(queue.max_lifetime_s),
+	  "How long a message may wait for a recipient; then it is bounced."),
+	K("delay_warning", KEY_DURATION, "4h", 0, 60 * 86400, CFG_OFF(queue.delay_warning_s),
+	  "A delay notice goes to the sender after this long (DSN NOTIFY=DELAY, the "
+	  "default); 0: never."),
+	K("retry_min", KEY_DURATION, "5m", 1, 86400, CFG_OFF(queue.retry_min_s),
+	  "Wait before the first retry after a temporary failure; doubles with each "
+	  "attempt..."),
+	K("retry_max", KEY_DURATION, "1h", 1, 86400, CFG_OFF(queue.retry_max_s),
+	  "... up to this."),
+	K("scan_interval", KEY_DURATION, "60s", 1, 3600, CFG_OFF(queue.scan_interval_s),
+	  "How often the queue is searched for messages due (new mail starts at once)."),
+	K("max_deliveries", KEY_INT, "20", 1, 10000, CFG_OFF(queue.max_deliveries),
+	  "Outgoing connections at once per smtpd process."),
+	K("destination_concurrency", KEY_INT, "5", 1, 1000,
+	  CFG_OFF(queue.destination_concurrency),
+	  "Outgoing connections at once to one destination domain."),
+	K("connect_timeout", KEY_DURATION, "30s", 1, 600, CFG_OFF(queue.connect_timeout_s),
+	  "Time allowed for a TCP connection to a next hop."),
+	K("srs_secret", KEY_STR, NULL, 0, 0, CFG_OFF(queue.srs_secret),
+	  "Secret for the Sender Rewriting Scheme: with it, mail forwarded to other "
+	  "domains gets an SRS0 envelope sender, and bounces to SRS addresses go back "
+	  "to the original sender; unset: no SRS."),
+	K("srs_domain", KEY_STR, NULL, 0, 0, CFG_OFF(queue.srs_domain),
+	  "Domain of SRS addresses (a local domain); unset: the first local domain."),
+	KEND
+};
+
+static const struct conf_section_def queue_section = {
+	"queue", 0, NULL, "The outbound queue and delivery to other servers (smtpd).",
+	queue_keys };
+
+_Static_assert(offsetof(struct warren_config, queue.n_tls_required_domains) ==
+	       offsetof(struct warren_config, queue.tls_required_domains) + sizeof(void *),
+	       "strlist layout");
+
 static const struct conf_key_def http_keys[] = {
 	K("metrics_allow", KEY_STRLIST, "{\"127.0.0.0/8\", \"::1/128\"}", 0, 0,
 	  CFG_OFF(http.metrics_allow),
@@ -294,6 +349,12 @@ static const struct conf_key_def domain_keys[] = {
 	K("multidrop", KEY_STR, NULL, 0, 0, DOM_OFF(multidrop),
 	  "A mailbox of the domain that receives all of the domain's mail, each message "
 	  "keeping its envelope recipient (for POP3 SDPS or a downstream server)."),
+	K("dkim_selector", KEY_STR, NULL, 0, 0, DOM_OFF(dkim_selector),
+	  "DKIM selector: outbound mail from the domain is signed with dkim_key "
+	  "(`warrenctl dkim keygen DOMAIN SELECTOR` makes both and prints the DNS "
+	  "record)."),
+	K("dkim_key", KEY_PATH, NULL, 0, 0, DOM_OFF(dkim_key),
+	  "DKIM private key in PEM: RSA (rsa-sha256) or Ed25519 (ed25519-sha256)."),
 	SUB("tls", &domain_tls_section, DOM_OFF(tls)),
 	SUB("imap", &domain_imap_section, DOM_OFF(imap)),
 	SUB("mailbox", &mailbox_section, 0),
@@ -323,6 +384,7 @@ static const struct conf_key_def root_keys[] = {
 	SUB("dns", &dns_section, 0),
 	SUB("auth", &auth_section, 0),
 	SUB("smtp", &smtp_section, 0),
+	SUB("queue", &queue_section, 0),
 	SUB("http", &http_section, 0),
 	SUB("tls", &tls_section, CFG_OFF(tls)),
 	SUB("listener", &listener_section, 0),

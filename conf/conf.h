@@ -132,6 +132,8 @@ struct conf_domain {
 	size_t n_aliases;
 	const char *catch_all;       /* target for unknown local parts (NULL: none) */
 	const char *multidrop;       /* mailbox receiving all of the domain's mail (NULL: none) */
+	const char *dkim_selector;   /* DKIM signing of outbound mail (NULL: not signed) */
+	const char *dkim_key;        /* private key (PEM: RSA or Ed25519) */
 	struct conf_domain_imap {    /* imapd: the special-use folders and the trashcan */
 		const char *drafts, *sent, *trash, *junk, *archive;  /* NULL: not created */
 		bool trash_on_expunge;       /* EXPUNGE keeps a copy in the trash folder */
@@ -186,6 +188,25 @@ struct warren_config {
 		size_t n_xclient_networks;
 		bool sender_login_check;     /* submission: MAIL FROM must be the user's */
 	} smtp;
+	struct conf_queue {              /* outbound delivery (smtpd's queue, docs/outbound.md) */
+		const char *relayhost;       /* smart host "host[:port]" for all remote mail, or NULL */
+		const char *relayhost_user;  /* AUTH PLAIN at the smart host (NULL: no AUTH) */
+		const char *relayhost_password;
+		bool relayhost_tls_required; /* refuse to talk to the smart host without TLS */
+		const char *const *tls_required_domains;  /* destinations that must use TLS */
+		size_t n_tls_required_domains;
+		unsigned smtp_port;          /* port of MX hosts (25) */
+		unsigned max_lifetime_s;     /* bounce after this long in the queue */
+		unsigned delay_warning_s;    /* delay DSN after this long; 0: never */
+		unsigned retry_min_s;        /* first retry after this; doubling ... */
+		unsigned retry_max_s;        /* ... up to this */
+		unsigned scan_interval_s;    /* how often the queue is looked at */
+		unsigned max_deliveries;     /* connections at once per smtpd process */
+		unsigned destination_concurrency;   /* connections at once per destination */
+		unsigned connect_timeout_s;
+		const char *srs_secret;      /* SRS for forwarded mail; NULL: off */
+		const char *srs_domain;      /* domain of SRS addresses (NULL: hostname) */
+	} queue;
 	struct conf_http {
 		const char *const *metrics_allow;  /* client networks that may read /metrics */
 		size_t n_metrics_allow;

@@ -394,6 +394,8 @@ int service_main(int argc, char **argv, const struct service_def *def)
 
 	log_info("started (%zu listeners, configuration generation %lu)", svc->n_listeners,
 		 svc->conf->generation);
+	if (def->start != NULL)
+		def->start(svc);
 	uv_run(svc->loop, UV_RUN_DEFAULT);
 	log_info("stopped");
 

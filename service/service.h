@@ -31,6 +31,9 @@ struct service_def {
 		       struct warren_config *conf, const struct conf_listener *listener);
 	/* The daemon is stopping: say goodbye to sessions and close them. */
 	void (*shutdown)(struct service *svc);
+	/* Optional: called once on the loop thread, with the store open, right
+	 * before the loop runs (smtpd starts its queue runner here). */
+	void (*start)(struct service *svc);
 };
 
 /* Runs the daemon; returns the process exit status. */

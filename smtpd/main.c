@@ -1,6 +1,7 @@
 /* warren-smtpd — SMTP for inbound mail (MX) and message submission. */
 #include "service/service.h"
 #include "smtpd/smtp-session.h"
+#include "smtpd/outbound.h"
 
 static const char *smtp_busy_reply(enum conf_service service)
 {
@@ -13,6 +14,7 @@ static const struct service_def smtpd_def = {
 	.busy_reply = smtp_busy_reply,
 	.accept = smtp_session_accept,
 	.shutdown = smtp_sessions_shutdown,
+	.start = outbound_start,   /* the queue runner (queue-runner.c) */
 };
 
 int main(int argc, char **argv)

@@ -25,6 +25,7 @@ static const struct {
 	[DB_BLOBS] = { "blobs.db", 65536 },
 	[DB_MIME] = { "mime.db", 65536 },
 	[DB_SUBS] = { "subscriptions.db", 16384 },
+	[DB_OUTQUEUE] = { "queue.db", 16384 },
 };
 
 const char *store_strerror(int err)

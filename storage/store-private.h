@@ -32,6 +32,7 @@ enum store_db {
 	DB_BLOBS,       /* blob id → references and size */
 	DB_MIME,        /* blob id → serialized MIME structure */
 	DB_SUBS,        /* user \0 mailbox name → (empty) */
+	DB_OUTQUEUE,       /* queue id → outbound message record (queue.c) */
 	DB_COUNT,
 };
 
