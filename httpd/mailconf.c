@@ -93,6 +93,8 @@ const struct conf_domain *mail_domain_of_host(const struct warren_config *conf,
 		name[n] = (char)tolower((unsigned char)host[n]);
 		n++;
 	}
+	if (host[n] != '\0' && host[n] != ':')
+		return NULL;   /* longer than any host name: never cut into a known one */
 	name[n] = '\0';
 	while (n > 0 && name[n - 1] == '.')
 		name[--n] = '\0';
