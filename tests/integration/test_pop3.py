@@ -631,6 +631,24 @@ def test_expire_zero_deletes_retrieved_messages():
         inst.cleanup()
 
 
+def test_expire_days_deletes_old_retrieved_messages():
+    inst = pop3_instance(extra="pop3 { expire = \"2\" }\n")
+    try:
+        old = str(int(time.time()) - 3 * 86400)
+        storedeliver(inst, ["walt"], message("old, read"), args=["-t", old])
+        storedeliver(inst, ["walt"], message("old, unread"), args=["-t", old])
+        storedeliver(inst, ["walt"], message("new, read"))
+        pop = pop_login(inst, "walt")
+        assert pop.capa()["EXPIRE"] == ["2"]
+        pop.retr(1)
+        pop.retr(3)
+        pop.quit()
+        rows = store_list(inst, "walt")
+        assert [(r[0], r[1]) for r in rows] == [(2, "-"), (3, "S")]
+    finally:
+        inst.cleanup()
+
+
 def test_expire_never_is_announced():
     inst = pop3_instance(extra="pop3 { expire = never }\n")
     try:

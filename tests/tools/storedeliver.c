@@ -18,6 +18,7 @@
  *   -r                keep the bytes as they are (default: bare LF becomes CRLF,
  *                     as SMTP DATA would give)
  *   -q QUOTA          bytes allowed per recipient (0: unlimited)
+ *   -t EPOCH          internal (arrival) date in seconds since the epoch; default now
  *
  *   storedeliver -L STATE_DIR USER[:MAILBOX]
  *
@@ -56,7 +57,7 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: storedeliver [-f SENDER] [-i FILE] [-n COUNT] [-r] [-q QUOTA] "
+	fprintf(stderr, "usage: storedeliver [-f SENDER] [-i FILE] [-n COUNT [-b BATCH]] [-r] [-q QUOTA] [-t EPOCH] "
 		"STATE_DIR USER[=ENV_TO][:MAILBOX] ...\n"
 		"       storedeliver -L STATE_DIR USER[:MAILBOX]\n"
 		"       storedeliver -X STATE_DIR USER[:MAILBOX] UID ...\n");
@@ -193,8 +194,9 @@ int main(int argc, char **argv)
 	long count = 1, batch = 1;
 	bool raw = false, list = false, expunge = false;
 	unsigned long long quota = 0;
+	long long date = 0;
 	int opt;
-	while ((opt = getopt(argc, argv, "b:f:i:Ln:rq:X")) != -1) {
+	while ((opt = getopt(argc, argv, "b:f:i:Ln:rq:t:X")) != -1) {
 		switch (opt) {
 		case 'f': sender = optarg; break;
 		case 'i': file = optarg; break;
@@ -203,6 +205,7 @@ int main(int argc, char **argv)
 		case 'r': raw = true; break;
 		case 'L': list = true; break;
 		case 'X': expunge = true; break;
+		case 't': date = atoll(optarg); break;
 		case 'q': quota = strtoull(optarg, NULL, 10); break;
 		default: usage();
 		}
@@ -275,7 +278,8 @@ int main(int argc, char **argv)
 		size_t copies = (size_t)(count - n + 1 < batch ? count - n + 1 : batch);
 		for (size_t i = 0; i < copies * nspec; i++)
 			rcpt[i].result = STORE_OK;
-		ret = store_deliver(st, &b, sender, time(NULL), rcpt, copies * nspec);
+		ret = store_deliver(st, &b, sender, date != 0 ? (int64_t)date : (int64_t)time(NULL),
+				    rcpt, copies * nspec);
 		free(body);
 		if (ret != STORE_OK) {
 			fprintf(stderr, "storedeliver: deliver: %s\n", store_strerror(ret));
