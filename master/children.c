@@ -54,6 +54,20 @@ static void proc_close_cb(uv_handle_t *handle)
 	(void)handle;
 }
 
+/* A failed uv_spawn leaves the handle initialised: it is closed, and only once
+ * the close has completed may the handle be spawned again. (Restarting from a
+ * timer that fires before the close completes puts the handle on libuv's
+ * closing list twice, an assertion failure: the loop's cached time can make a
+ * 500 ms timer fire in the very next iteration after a slow start-up.) */
+static void spawn_failed_close_cb(uv_handle_t *handle)
+{
+	struct master_child *c = handle->data;
+	if (!c->master->stopping)
+		uv_timer_start(&c->restart_timer, restart_cb, c->backoff_ms, 0);
+	c->backoff_ms = c->backoff_ms * 2 > MASTER_RESTART_MAX_MS ?
+		MASTER_RESTART_MAX_MS : c->backoff_ms * 2;
+}
+
 static void exit_cb(uv_process_t *proc, int64_t status, int term_signal)
 {
 	struct master_child *c = proc->data;
@@ -159,10 +173,7 @@ static void child_spawn(struct master_child *c)
 	free(env);
 	if (ret < 0) {
 		log_error("cannot start %s: %s", program, uv_strerror(ret));
-		uv_close((uv_handle_t *)&c->proc, proc_close_cb);
-		uv_timer_start(&c->restart_timer, restart_cb, c->backoff_ms, 0);
-		c->backoff_ms = c->backoff_ms * 2 > MASTER_RESTART_MAX_MS ?
-			MASTER_RESTART_MAX_MS : c->backoff_ms * 2;
+		uv_close((uv_handle_t *)&c->proc, spawn_failed_close_cb);
 		return;
 	}
 	c->running = true;

@@ -455,3 +455,32 @@ def test_httpd_runs_alone(tmp_path):
         inst.cleanup()
     assert proc.returncode == 0
     assert "stopped" in out
+
+
+def test_master_survives_a_missing_httpd_binary(tmp_path):
+    """A suite installed without warren-httpd keeps serving mail: the master logs
+    the failed start, retries with back-off, and does not fall over (a failed
+    spawn's handle was once restarted before libuv had closed it)."""
+    import shutil
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for prog in ("warren", "warren-imapd"):
+        shutil.copy(os.path.join(BIN, prog), bindir / prog)
+    inst = WarrenInstance(listeners={"imaps": ("imap", "implicit"), "http": ("http", "none")},
+                          domains=DOMAINS)
+    inst.logf = open(inst.log_path, "ab")
+    inst.proc = subprocess.Popen([str(bindir / "warren"), "-c", inst.config_path],
+                                 stdout=inst.logf, stderr=subprocess.STDOUT)
+    try:
+        inst.wait_log("cannot start", count=3, timeout=15)     # retried, still alive
+        assert inst.proc.poll() is None, inst.log()
+        conn = LineConn.open(inst, "imaps", timeout=5)
+        assert conn.readline().startswith("* OK")
+        conn.sock.close()
+        assert "warren-httpd: no such file or directory" in inst.log()
+    finally:
+        inst.proc.send_signal(signal.SIGTERM)
+        assert inst.proc.wait(timeout=15) == 0
+        inst.proc = None
+        inst.logf.close()
+        inst.cleanup()
