@@ -17,6 +17,9 @@ PACKAGES=(
   clang libclang-rt-14-dev
   curl procps
   fetchmail
+  isync                # mbsync: IMAP two-way sync tests
+  # outbound tests (#6): Postfix's smtp-sink as a foreign MTA, DKIM verification
+  postfix python3-dkim python3-nacl
 )
 
 missing=()
@@ -42,7 +45,21 @@ else
   SUDO=
 fi
 export DEBIAN_FRONTEND=noninteractive
+# postfix is installed for its smtp-sink only: no configuration, and its service
+# must not start and take port 25 (policy-rc.d 101: no service starts here)
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d
+  REMOVE_POLICY=1
+fi
 if ! $SUDO apt-get install -y --no-install-recommends "${missing[@]}"; then
   $SUDO apt-get update
   $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+if [ -n "${REMOVE_POLICY:-}" ]; then
+  $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now postfix >/dev/null 2>&1 || true
 fi
