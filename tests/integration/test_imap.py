@@ -833,3 +833,47 @@ def test_outlook_folder_names_and_trashcan(make_warren):
     imap = login(inst)
     assert ok(imap.status('"Deleted Items"', "(MESSAGES)"))[0].endswith(b"(MESSAGES 0)")
     imap.logout()
+
+
+# ---- SMTP delivery seen by IDLE, large messages ---------------------------------------
+
+def test_idle_hears_smtp_delivery(make_warren):
+    import smtplib
+    inst = make_warren(listeners={"smtp": ("smtp", "starttls"), "imap": ("imap", "starttls")},
+                       listener_extra={"imap": "auth_plaintext = true"})
+    inst.start()
+    idler = raw_login(inst)
+    imap_cmd(idler, "i1", "SELECT INBOX")
+    idler.send_line("i2 IDLE")
+    assert idler.readline().startswith("+ ")
+    t0 = time.monotonic()
+    with smtplib.SMTP(HOST, inst.port("smtp"), timeout=TIMEOUT) as smtp:
+        smtp.sendmail("sender@example.org", [ALICE], MESSAGE)
+    line = idler.readline(timeout=5)
+    assert line == "* 1 EXISTS", line
+    assert time.monotonic() - t0 < 3
+    idler.send_line("DONE")
+    _, tagged = imap_read_tagged(idler, "i2")
+    assert tagged.startswith("i2 OK")
+    untagged, _ = imap_cmd(idler, "f1", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)])")
+    assert "Subject: Hello there" in untagged
+    idler.close()
+
+
+def test_large_message_partial_fetch(inst):
+    size = 20 * 1024 * 1024
+    body = (b"x" * 76 + b"\r\n") * (size // 78)
+    big = MESSAGE.split(b"\r\n\r\n")[0] + b"\r\n\r\n" + body
+    imap = imaplib.IMAP4(HOST, inst.port("imap"), timeout=120)
+    ok(imap.login(ALICE, PASSWORD))
+    ok(imap.append("INBOX", None, None, big))
+    ok(imap.select("INBOX"))
+    line = ok(imap.fetch("1", "(RFC822.SIZE)"))[0]
+    assert f"RFC822.SIZE {len(big)}".encode() in line
+    data = ok(imap.fetch("1", "(BODY.PEEK[]<10485760.1000>)"))
+    assert data[0][1] == big[10485760:10486760]
+    data = ok(imap.fetch("1", "(BODY.PEEK[TEXT]<0.78>)"))
+    assert data[0][1] == b"x" * 76 + b"\r\n"
+    data = ok(imap.fetch("1", "(BODY.PEEK[])"))
+    assert data[0][1] == big
+    imap.logout()
