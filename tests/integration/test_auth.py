@@ -146,7 +146,8 @@ def test_smtp_auth_before_ehlo(shared_warren):
 # ---- IMAP ----------------------------------------------------------------------------
 
 def assert_logged_in_imap(conn, tag="chk"):
-    untagged, tagged = imap_cmd(conn, tag, 'LIST "" "*"')
+    # only a logged-in session may list the user's folders
+    untagged, tagged = imap_cmd(conn, tag, 'LIST "" "INBOX"')
     assert tagged.startswith(tag + " OK"), tagged
     assert untagged == ['* LIST (\\HasNoChildren) "/" INBOX'], untagged
 
@@ -159,7 +160,7 @@ def test_imap_login_with_imaplib(shared_warren):
         assert typ == "OK"
         assert data[0].startswith(b"[CAPABILITY IMAP4rev1")
         assert data[0].endswith(b"Logged in")
-        typ, data = imap.list()
+        typ, data = imap.list('""', "INBOX")
         assert typ == "OK" and data == [b'(\\HasNoChildren) "/" INBOX']
     finally:
         imap.logout()

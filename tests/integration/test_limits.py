@@ -307,7 +307,7 @@ def test_imap_pipelined_commands_answered_in_order(warren):
     conn = LineConn.open(warren, "imaps")
     conn.readline()
     conn.send(b"1 NOOP\r\n2 LOGIN alice@example.test secret\r\n3 NOOP\r\n"
-              b'4 LIST "" *\r\n5 NOOP\r\n6 LOGOUT\r\n')
+              b'4 LIST "" INBOX\r\n5 NOOP\r\n6 LOGOUT\r\n')
     lines = conn.lines_until_close()
     tagged = [l.split(" ", 1)[0] for l in lines if not l.startswith("*")]
     assert tagged == ["1", "2", "3", "4", "5", "6"], lines

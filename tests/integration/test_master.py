@@ -196,7 +196,7 @@ def test_reload_adds_domain_and_keeps_sessions(warren):
 
     # the session opened before the reload goes on, still logged in
     assert imap_cmd(old_session, "n", "NOOP")[1] == "n OK NOOP completed."
-    untagged, tagged = imap_cmd(old_session, "ls", 'LIST "" "*"')
+    untagged, tagged = imap_cmd(old_session, "ls", 'LIST "" "INBOX"')
     assert tagged.startswith("ls OK") and untagged == ['* LIST (\\HasNoChildren) "/" INBOX']
     old_session.close()
     # the new domain's user logs in everywhere
