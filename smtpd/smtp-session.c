@@ -192,8 +192,16 @@ static void on_tls_ready(struct net_conn *conn, void *ctx)
 static void on_timeout(struct net_conn *conn, void *ctx)
 {
 	struct smtp_session *s = ctx;
-	log_info("%s: timeout after %s from [%s]", s->id,
-		 s->state == SMTP_STATE_CONNECTED ? "CONNECT" : "command", net_conn_peer_ip(conn));
+	const char *after = s->state == SMTP_STATE_CONNECTED ? "CONNECT" :
+		s->state == SMTP_STATE_DATA ? "DATA" : s->state == SMTP_STATE_BDAT ? "BDAT" :
+		s->txn != NULL ? (s->txn->n_copies > 0 ? "RCPT" : "MAIL") : "command";
+	if (s->txn != NULL && s->txn->data_started)
+		log_info("%s: timeout after %s (%llu bytes) from %s[%s]",
+			 s->txn->queue_id, after, (unsigned long long)s->txn->size, s->client_name,
+			 s->client_ip);
+	else
+		log_info("%s: timeout after %s from %s[%s]", s->id, after, s->client_name,
+			 s->client_ip);
 	smtp_reply(s, 421, "4.4.2 %s Error: timeout exceeded", s->conf->hostname);
 }
 
@@ -228,6 +236,12 @@ static void on_close(struct net_conn *conn, void *ctx)
 		service_login_cancel(s->login);
 	s->login = NULL;
 	sasl_clear(&s->sasl);
+	if (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT)
+		log_info("%s: lost connection after %s (%llu bytes) from %s[%s]",
+			 s->txn != NULL && s->txn->queue_id[0] != '\0' ? s->txn->queue_id : s->id,
+			 s->state == SMTP_STATE_DATA ? "DATA" : "BDAT",
+			 s->txn != NULL ? (unsigned long long)s->txn->size : 0ULL, s->client_name,
+			 s->client_ip);
 	/* Postfix's form: only the commands that were used */
 	const struct { const char *name; unsigned n; } counts[] = {
 		{ "ehlo", s->n_ehlo }, { "starttls", s->n_starttls }, { "auth", s->n_auth },

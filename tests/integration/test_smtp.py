@@ -826,3 +826,20 @@ def test_arrival_seen_through_imap(inst):
             imap.logout()
         except Exception:     # noqa: BLE001
             pass
+
+
+def test_lost_connection_in_data_leaves_nothing(inst):
+    conn = smtp_open(inst, "smtp")
+    assert smtp_cmd(conn, "MAIL FROM:<lost@remote.test>")[0] == 250
+    assert smtp_cmd(conn, "RCPT TO:<bob@example.test>")[0] == 250
+    assert smtp_cmd(conn, "DATA")[0] == 354
+    conn.send(b"Subject: never finished\r\n\r\n" + b"x" * 100000)
+    time.sleep(0.3)
+    conn.close()
+    inst.wait_log("lost connection after DATA")
+    assert copies(inst, "bob@example.test", b"Subject: never finished") == []
+    spool = os.path.join(inst.dir, "state", "spool")
+    deadline = time.monotonic() + 5
+    while os.listdir(spool) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert os.listdir(spool) == []
