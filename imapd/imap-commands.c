@@ -1,6 +1,7 @@
 /* imap-commands.c — the IMAP command table and the commands of any state.
  * Mailbox commands arrive with the store (issue #7). */
 #include "imapd/imap-commands.h"
+#include "imapd/imap-sort.h"
 #include "common/log.h"
 
 #include <stdio.h>
@@ -91,6 +92,10 @@ static void cmd_uid(struct imap_session *s, const struct imap_arg *args, size_t 
 		imap_search(s, args + 1, n - 1, true);
 	else if (strcasecmp(sub, "EXPUNGE") == 0)
 		imap_cmd_uid_expunge(s, args + 1, n - 1);
+	else if (strcasecmp(sub, "SORT") == 0)
+		imap_sort_cmd(s, args + 1, n - 1, true);
+	else if (strcasecmp(sub, "THREAD") == 0)
+		imap_thread_cmd(s, args + 1, n - 1, true);
 	else
 		imap_tagged(s, "BAD", "Unknown UID command");
 }
@@ -118,6 +123,16 @@ static void cmd_move(struct imap_session *s, const struct imap_arg *args, size_t
 static void cmd_search(struct imap_session *s, const struct imap_arg *args, size_t n)
 {
 	imap_search(s, args, n, false);
+}
+
+static void cmd_sort(struct imap_session *s, const struct imap_arg *args, size_t n)
+{
+	imap_sort_cmd(s, args, n, false);
+}
+
+static void cmd_thread(struct imap_session *s, const struct imap_arg *args, size_t n)
+{
+	imap_thread_cmd(s, args, n, false);
 }
 
 #define AUTHED (IMAP_CMD_AUTH | IMAP_CMD_SELECTED)
@@ -149,6 +164,8 @@ static const struct imap_command imap_commands[] = {
 	{ "UNSELECT", imap_cmd_unselect, IMAP_CMD_SELECTED },
 	{ "EXPUNGE", imap_cmd_expunge, IMAP_CMD_SELECTED },
 	{ "SEARCH", cmd_search, IMAP_CMD_SELECTED },
+	{ "SORT", cmd_sort, IMAP_CMD_SELECTED },
+	{ "THREAD", cmd_thread, IMAP_CMD_SELECTED },
 	{ "FETCH", cmd_fetch, IMAP_CMD_SELECTED },
 	{ "STORE", cmd_store, IMAP_CMD_SELECTED },
 	{ "COPY", cmd_copy, IMAP_CMD_SELECTED },

@@ -4,6 +4,7 @@
  * values; BODY and TEXT on the decoded text parts (transfer encoding and charset). */
 #include "imapd/imap-fetch.h"
 #include "imapd/imap-search.h"
+#include "imapd/imap-sort.h"
 #include "common/log.h"
 #include "common/mime.h"
 #include "common/pool.h"
@@ -424,6 +425,7 @@ struct search_job {
 	unsigned ret;
 	bool has_modseq;
 	char tag[IMAP_TAG_MAX + 1];
+	struct imap_sort *sort;      /* SORT or THREAD: order the hits */
 };
 
 static bool in_ranges(const struct skey *k, uint32_t v)
@@ -702,6 +704,7 @@ static void search_cleanup(struct imap_job *job)
 {
 	struct search_job *sj = (struct search_job *)job;
 	pool_free(&sj->pool);
+	imap_sort_free(&sj->sort);
 }
 
 static int search_work(struct imap_job *job)
@@ -728,6 +731,8 @@ static int search_work(struct imap_job *job)
 		buf_init(&sm.body, (size_t)list[j].size * 4 + 16);
 		if (eval(&sm, sj->root)) {
 			hits[n_hits++] = sj->uid ? im->uid : (uint32_t)(i + 1);
+			if (sj->sort != NULL)
+				imap_sort_add(sj->sort, hits[n_hits - 1], i + 1, &list[j], msg_mime(&sm));
 			if (im->modseq > max_modseq)
 				max_modseq = im->modseq;
 		}
@@ -737,7 +742,9 @@ static int search_work(struct imap_job *job)
 	}
 	free(list);
 	struct buf *o = &job->out;
-	if (sj->esearch) {
+	if (sj->sort != NULL) {
+		imap_sort_output(sj->sort, o);
+	} else if (sj->esearch) {
 		buf_printf(o, "* ESEARCH (TAG \"%s\")%s", sj->tag, sj->uid ? " UID" : "");
 		if (n_hits > 0) {
 			if (sj->ret & R_MIN)
@@ -773,7 +780,8 @@ static void search_done(struct imap_job *job, int result)
 		imap_tagged(job->s, "NO", "[SERVERBUG] Search failed: %s", store_strerror(result));
 		return;
 	}
-	imap_tagged(job->s, "OK", "%sSearch completed.", sj->uid ? "UID " : "");
+	imap_tagged(job->s, "OK", "%s%s completed.", sj->uid ? "UID " : "",
+		    sj->sort == NULL ? "Search" : "Sort");
 }
 
 /* Parses [RETURN (...)] [CHARSET x] keys into a job; NULL with the reply sent. */
@@ -865,4 +873,52 @@ void imap_search(struct imap_session *s, const struct imap_arg *args, size_t n, 
 	sj->job.sync = true;
 	sj->job.sync_expunge = uid;
 	imap_job_start(&sj->job);
+}
+
+/* SORT (criteria) charset keys; THREAD algorithm charset keys (RFC 5256). */
+static void sorted_search(struct imap_session *s, const struct imap_arg *args, size_t n,
+			  bool uid, struct imap_sort *so, const char *what)
+{
+	const char *cs = n >= 3 ? imap_arg_string(&args[1]) : NULL;
+	if (cs == NULL) {
+		imap_sort_free(&so);
+		imap_tagged(s, "BAD", "Syntax: %s", what);
+		return;
+	}
+	if (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "US-ASCII") != 0) {
+		imap_sort_free(&so);
+		imap_tagged(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+		return;
+	}
+	struct search_job *sj = imap_search_parse(s, args + 2, n - 2, uid, false);
+	if (sj == NULL) {
+		imap_sort_free(&so);
+		return;
+	}
+	sj->sort = so;
+	sj->job.sync = true;
+	sj->job.sync_expunge = uid;
+	imap_job_start(&sj->job);
+}
+
+void imap_sort_cmd(struct imap_session *s, const struct imap_arg *args, size_t n, bool uid)
+{
+	const char *error;
+	struct imap_sort *so = n >= 1 ? imap_sort_new(&args[0], &error) : NULL;
+	if (so == NULL) {
+		imap_tagged(s, "BAD", "%s", n >= 1 ? error : "Syntax: SORT (criteria) charset keys");
+		return;
+	}
+	sorted_search(s, args, n, uid, so, "SORT (criteria) charset keys");
+}
+
+void imap_thread_cmd(struct imap_session *s, const struct imap_arg *args, size_t n, bool uid)
+{
+	const char *alg = n >= 1 && args[0].type == IMAP_ARG_ATOM ? args[0].str : NULL;
+	struct imap_sort *so = alg != NULL ? imap_thread_new(alg) : NULL;
+	if (so == NULL) {
+		imap_tagged(s, "BAD", "Unsupported THREAD algorithm");
+		return;
+	}
+	sorted_search(s, args, n, uid, so, "THREAD algorithm charset keys");
 }

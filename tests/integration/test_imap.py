@@ -877,3 +877,49 @@ def test_large_message_partial_fetch(inst):
     data = ok(imap.fetch("1", "(BODY.PEEK[])"))
     assert data[0][1] == big
     imap.logout()
+
+
+def make_msg(sender, to, subject, date, size_pad=0):
+    return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\n\r\n"
+            + "x" * size_pad + "\r\n").encode()
+
+
+def test_sort_and_thread(inst):
+    imap = login(inst)
+    msgs = [
+        make_msg("zed@example.org", "amy@example.org", "Meeting", "Mon, 1 Jan 2024 10:00:00 +0000", 500),
+        make_msg("amy@example.org", "zed@example.org", "Re: Meeting", "Mon, 1 Jan 2024 12:00:00 +0000", 100),
+        make_msg("Bob <bob@example.org>", "carl@example.org", "[list] Budget", "Sun, 31 Dec 2023 09:00:00 +0000", 300),
+        make_msg("carl@example.org", "bob@example.org", "Fwd: Re: meeting (fwd)", "Tue, 2 Jan 2024 08:00:00 +0100", 50),
+        make_msg("dan@example.org", "bob@example.org", "Budget", "Wed, 3 Jan 2024 08:00:00 -0500", 0),
+    ]
+    for i, m in enumerate(msgs):
+        ok(imap.append("INBOX", None, f'"0{i + 1}-Feb-2024 10:00:00 +0000"', m))
+    ok(imap.select("INBOX"))
+    conn = raw_login(inst)
+    imap_cmd(conn, "s", "SELECT INBOX")
+    cases = {
+        "SORT (ARRIVAL) UTF-8 ALL": "* SORT 1 2 3 4 5",
+        "SORT (REVERSE ARRIVAL) UTF-8 ALL": "* SORT 5 4 3 2 1",
+        "SORT (DATE) UTF-8 ALL": "* SORT 3 1 2 4 5",
+        "SORT (SIZE) UTF-8 ALL": "* SORT 5 4 2 3 1",
+        "SORT (FROM) UTF-8 ALL": "* SORT 2 3 4 5 1",
+        "SORT (TO) UTF-8 ALL": "* SORT 1 4 5 3 2",
+        "SORT (SUBJECT DATE) UTF-8 ALL": "* SORT 3 5 1 2 4",
+        "SORT (SUBJECT REVERSE DATE) UTF-8 UNSEEN": "* SORT 5 3 4 2 1",
+        "SORT (SIZE) US-ASCII FROM bob": "* SORT 3",
+        "UID SORT (REVERSE SIZE) UTF-8 2:4": "* SORT 3 2 4",
+        "THREAD ORDEREDSUBJECT UTF-8 ALL": "* THREAD (3 5)(1 (2)(4))",
+    }
+    for i, (cmd, expected) in enumerate(cases.items()):
+        untagged, tagged = imap_cmd(conn, f"t{i}", cmd)
+        assert tagged.startswith(f"t{i} OK"), (cmd, tagged)
+        assert untagged == [expected], (cmd, untagged)
+    for tag, cmd, reply in [("b1", "SORT (BOGUS) UTF-8 ALL", "BAD"), ("b2", "SORT ARRIVAL UTF-8 ALL", "BAD"),
+                            ("b3", "SORT (ARRIVAL) KOI8-R ALL", "NO [BADCHARSET"),
+                            ("b4", "THREAD REFERENCES UTF-8 ALL", "BAD"),
+                            ("b5", "SORT (REVERSE) UTF-8 ALL", "BAD")]:
+        _, tagged = imap_cmd(conn, tag, cmd)
+        assert tagged.startswith(f"{tag} {reply}"), (cmd, tagged)
+    conn.close()
+    imap.logout()
