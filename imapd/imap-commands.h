@@ -53,6 +53,11 @@ void imap_copy(struct imap_session *s, const struct imap_arg *args, size_t n, bo
 	       bool move);
 IMAP_HANDLER(imap_cmd_append);
 
+/* imap-quota.c */
+IMAP_HANDLER(imap_cmd_getquotaroot);
+IMAP_HANDLER(imap_cmd_getquota);
+IMAP_HANDLER(imap_cmd_setquota);
+
 /* imap-search.c */
 void imap_search(struct imap_session *s, const struct imap_arg *args, size_t n, bool uid);
 

@@ -119,6 +119,7 @@ struct mbox_job {
 	bool lsub, sel_subscribed, ret_subscribed, ret_children, ret_special;
 	bool list_empty;                /* LIST "" "": the hierarchy delimiter */
 	uint64_t max_message_size;
+	uint64_t deleted_bytes;         /* STATUS DELETED-STORAGE */
 };
 
 static void mbox_cleanup(struct imap_job *job)
@@ -289,6 +290,7 @@ static void status_items_out(struct imap_job *job, const struct store_mailbox *m
 enum {
 	ST_MESSAGES = 1, ST_UIDNEXT = 2, ST_UIDVALIDITY = 4, ST_UNSEEN = 8, ST_SIZE = 16,
 	ST_HIGHESTMODSEQ = 32, ST_RECENT = 64, ST_DELETED = 128, ST_APPENDLIMIT = 256,
+	ST_DELETED_STORAGE = 512,
 };
 
 static void list_line(struct imap_job *job, const char *cmd, const char *name,
@@ -481,7 +483,9 @@ static void list_common(struct imap_session *s, const struct imap_arg *args, siz
 			} else if (strcasecmp(o, "SPECIAL-USE") == 0) {
 				mj->ret_special = true;
 			} else if (strcasecmp(o, "STATUS") == 0 && k + 1 < r->n_list &&
-				   status_items_parse(&r->list[k + 1], &mj->items) == 0) {
+				   status_items_parse(&r->list[k + 1], &mj->items) == 0 &&
+				   !(mj->items & (ST_DELETED | ST_DELETED_STORAGE))) {
+				/* DELETED needs every message read: only STATUS has it */
 				k++;
 			} else {
 				goto bad;
@@ -707,6 +711,7 @@ static const struct {
 	{ "MESSAGES", ST_MESSAGES }, { "UIDNEXT", ST_UIDNEXT }, { "UIDVALIDITY", ST_UIDVALIDITY },
 	{ "UNSEEN", ST_UNSEEN }, { "SIZE", ST_SIZE }, { "HIGHESTMODSEQ", ST_HIGHESTMODSEQ },
 	{ "RECENT", ST_RECENT }, { "DELETED", ST_DELETED }, { "APPENDLIMIT", ST_APPENDLIMIT },
+	{ "DELETED-STORAGE", ST_DELETED_STORAGE },
 };
 
 static int status_items_parse(const struct imap_arg *arg, unsigned *items_r)
@@ -725,6 +730,11 @@ static int status_items_parse(const struct imap_arg *arg, unsigned *items_r)
 		*items_r |= status_names[k].item;
 	}
 	return 0;
+}
+
+static uint64_t job_deleted_bytes(const struct imap_job *job)
+{
+	return ((const struct mbox_job *)job)->deleted_bytes;
 }
 
 static void status_items_out(struct imap_job *job, const struct store_mailbox *mb,
@@ -754,6 +764,9 @@ static void status_items_out(struct imap_job *job, const struct store_mailbox *m
 		buf_printf(o, "%sHIGHESTMODSEQ %llu", SEP, (unsigned long long)mb->highestmodseq);
 	if (items & ST_APPENDLIMIT)
 		buf_printf(o, "%sAPPENDLIMIT %llu", SEP, (unsigned long long)limit);
+	if (items & ST_DELETED_STORAGE)
+		buf_printf(o, "%sDELETED-STORAGE %llu", SEP,
+			   (unsigned long long)((job_deleted_bytes(job) + 1023) / 1024));
 #undef SEP
 	buf_append_str(o, ")\r\n");
 }
@@ -766,14 +779,17 @@ static int status_work(struct imap_job *job)
 	if (ret != 0)
 		return ret;
 	uint64_t deleted = 0;
-	if (mj->items & ST_DELETED) {
+	if (mj->items & (ST_DELETED | ST_DELETED_STORAGE)) {
 		struct store_message *list;
 		size_t n;
 		ret = store_messages(job->store, mb.id, 1, 0xffffffffu, &list, &n);
 		if (ret != 0)
 			return ret;
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
 			deleted += (list[i].flags & STORE_FLAG_DELETED) != 0;
+			if (list[i].flags & STORE_FLAG_DELETED)
+				mj->deleted_bytes += list[i].size;
+		}
 		free(list);
 	}
 	status_items_out(job, &mb, mj->items, deleted, mj->max_message_size);

@@ -923,3 +923,44 @@ def test_sort_and_thread(inst):
         assert tagged.startswith(f"{tag} {reply}"), (cmd, tagged)
     conn.close()
     imap.logout()
+
+
+def test_quota(make_warren):
+    from warren import SECRET_HASH
+    body = (f'mailbox alice {{ password = "{SECRET_HASH}"  quota = 100K }}\n'
+            f'mailbox bob {{ password = "{SECRET_HASH}" }}\n')
+    inst = make_warren(listeners=LISTENERS, listener_extra={"imap": "auth_plaintext = true"},
+                       domains={"example.test": body})
+    inst.start()
+    conn = raw_login(inst)
+    untagged, tagged = imap_cmd(conn, "q1", "GETQUOTAROOT INBOX")
+    assert tagged.startswith("q1 OK"), tagged
+    assert untagged == ['* QUOTAROOT INBOX ""', '* QUOTA "" (STORAGE 0 100)'], untagged
+    big = MESSAGE + b"y" * 60000
+    conn.send(b"a1 APPEND INBOX (\\Deleted) {%d+}\r\n" % len(big) + big + b"\r\n")
+    _, tagged = imap_read_tagged(conn, "a1")
+    assert tagged.startswith("a1 OK"), tagged
+    untagged, _ = imap_cmd(conn, "q2", 'GETQUOTA ""')
+    used = (len(big) + 1023) // 1024
+    assert untagged == [f'* QUOTA "" (STORAGE {used} 100)'], untagged
+    untagged, _ = imap_cmd(conn, "q3", "STATUS INBOX (DELETED DELETED-STORAGE)")
+    assert untagged == [f"* STATUS INBOX (DELETED 1 DELETED-STORAGE {used})"], untagged
+    # the second copy would pass the quota
+    conn.send(b"a2 APPEND INBOX {%d+}\r\n" % len(big) + big + b"\r\n")
+    _, tagged = imap_read_tagged(conn, "a2")
+    assert tagged.startswith("a2 NO [OVERQUOTA]"), tagged
+    imap_cmd(conn, "s", "SELECT INBOX")
+    _, tagged = imap_cmd(conn, "c1", "COPY 1 Archive")
+    assert tagged.startswith("c1 NO [OVERQUOTA]"), tagged
+    _, tagged = imap_cmd(conn, "q4", 'SETQUOTA "" (STORAGE 1000)')
+    assert tagged.startswith("q4 NO [NOPERM]"), tagged
+    _, tagged = imap_cmd(conn, "q5", 'GETQUOTA "other"')
+    assert tagged.startswith("q5 NO [NONEXISTENT]"), tagged
+    _, tagged = imap_cmd(conn, "q6", "GETQUOTAROOT Nope")
+    assert tagged.startswith("q6 NO [NONEXISTENT]"), tagged
+    conn.close()
+    # no quota: no resources
+    other = raw_login(inst, BOB)
+    untagged, _ = imap_cmd(other, "q7", 'GETQUOTA ""')
+    assert untagged == ['* QUOTA "" ()'], untagged
+    other.close()
