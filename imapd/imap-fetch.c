@@ -18,6 +18,8 @@
 #define FETCH_CHUNK_MESSAGES 500
 /* Items in one FETCH. */
 #define FETCH_ITEMS_MAX 64
+/* A job result: BINARY met an encoding it cannot decode. */
+#define IMAP_FETCH_UNKNOWN_CTE (-100)
 /* Header field names in one HEADER.FIELDS. */
 #define FETCH_FIELDS_MAX 128
 
@@ -37,6 +39,8 @@ struct fetch_section {
 	bool peek;
 	bool partial;
 	uint64_t offset, length;
+	bool binary;                 /* BINARY[part]: decoded (RFC 3516) */
+	bool binary_size;            /* BINARY.SIZE[part] */
 };
 
 struct fetch_job {
@@ -187,23 +191,38 @@ static int add_body_item(struct fetch_job *fj, const char *item)
 	struct fetch_section *sec = &fj->sections[fj->n_sections];
 	memset(sec, 0, sizeof(*sec));
 	const char *p;
+	const char *kind = "BODY";
 	if (strncasecmp(item, "BODY.PEEK[", 10) == 0) {
 		sec->peek = true;
 		p = item + 10;
 	} else if (strncasecmp(item, "BODY[", 5) == 0) {
 		p = item + 5;
+	} else if (strncasecmp(item, "BINARY.PEEK[", 12) == 0) {
+		sec->peek = sec->binary = true;
+		p = item + 12;
+	} else if (strncasecmp(item, "BINARY.SIZE[", 12) == 0) {
+		sec->peek = sec->binary = sec->binary_size = true;
+		p = item + 12;
+	} else if (strncasecmp(item, "BINARY[", 7) == 0) {
+		sec->binary = true;
+		p = item + 7;
 	} else {
 		return -1;
 	}
+	if (sec->binary)
+		kind = sec->binary_size ? "BINARY.SIZE" : "BINARY";
 	const char *close = strchr(p, ']');
 	if (close == NULL)
 		return -1;
 	fj->n_sections++;
 	if (parse_section(sec, p, (size_t)(close - p)) < 0 || parse_partial(sec, close + 1) < 0)
 		return -1;
+	/* BINARY takes part numbers only; BINARY.SIZE no partial */
+	if (sec->binary && (sec->kind != SEC_ALL || (sec->binary_size && sec->partial)))
+		return -1;
 	/* the label is BODY[section] (without PEEK, with <origin> only) */
 	struct buf l = BUF_INIT(4096);
-	buf_printf(&l, "BODY[%.*s]", (int)(close - p), p);
+	buf_printf(&l, "%s[%.*s]", kind, (int)(close - p), p);
 	if (sec->partial)
 		buf_printf(&l, "<%llu>", (unsigned long long)sec->offset);
 	sec->label = x_strndup(buf_data(&l), buf_len(&l));
@@ -214,6 +233,7 @@ static int add_body_item(struct fetch_job *fj, const char *item)
 		fj->need_mime = true;
 	return 0;
 }
+
 
 static int add_rfc822(struct fetch_job *fj, const char *label, enum section_kind kind,
 		      bool peek)
@@ -263,6 +283,71 @@ static int add_item(struct fetch_job *fj, const char *item)
 }
 
 /* ---- producing the data ---- */
+
+static int b64v(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int imap_decode_cte(const char *enc, const char *d, size_t len, struct buf *out)
+{
+	if (enc != NULL && strcmp(enc, "base64") == 0) {
+		uint32_t bits = 0;
+		int n = 0;
+		for (size_t i = 0; i < len; i++) {
+			int v = b64v((unsigned char)d[i]);
+			if (d[i] == '=')
+				break;
+			if (v < 0)
+				continue;
+			bits = (bits << 6) | (uint32_t)v;
+			n += 6;
+			if (n >= 8) {
+				n -= 8;
+				char c = (char)((bits >> n) & 0xff);
+				buf_append(out, &c, 1);
+			}
+		}
+		return 0;
+	}
+	if (enc != NULL && strcmp(enc, "quoted-printable") == 0) {
+		for (size_t i = 0; i < len; i++) {
+			if (d[i] != '=') {
+				buf_append(out, &d[i], 1);
+				continue;
+			}
+			if (i + 2 < len && isxdigit((unsigned char)d[i + 1]) &&
+			    isxdigit((unsigned char)d[i + 2])) {
+				char hex[3] = { d[i + 1], d[i + 2], 0 };
+				char c = (char)strtol(hex, NULL, 16);
+				buf_append(out, &c, 1);
+				i += 2;
+			} else if (i + 1 < len && d[i + 1] == '\n') {
+				i += 1;
+			} else if (i + 2 < len && d[i + 1] == '\r' && d[i + 2] == '\n') {
+				i += 2;
+			} else {
+				buf_append(out, &d[i], 1);
+			}
+		}
+		return 0;
+	}
+	buf_append(out, d, len);
+	return enc == NULL || strcmp(enc, "7bit") == 0 || strcmp(enc, "8bit") == 0 ||
+		strcmp(enc, "binary") == 0 ? 0 : -1;
+}
+
+
 
 struct mime_part *imap_message_mime(struct store *store, struct pool *pool,
 				    const struct store_message *m)
@@ -367,6 +452,29 @@ static int append_section(struct fetch_job *fj, const struct store_message *m,
 		buf_free(&data);
 		return ret;
 	}
+	if (sec->binary && sec->part[0] != '\0') {
+		const struct mime_part *part = root != NULL ? mime_part_find(root, sec->part) : NULL;
+		struct buf dec = BUF_INIT((size_t)buf_len(&data) + 16);
+		if (part != NULL && imap_decode_cte(part->encoding, buf_data(&data), buf_len(&data),
+						    &dec) < 0) {
+			buf_free(&dec);
+			buf_free(&data);
+			return IMAP_FETCH_UNKNOWN_CTE;
+		}
+		if (part != NULL) {
+			buf_free(&data);
+			data = dec;
+		} else {
+			buf_free(&dec);
+		}
+	}
+	if (sec->binary_size) {
+		/* replace the label's trailing space */
+		out->end--;
+		buf_printf(out, " %zu", buf_len(&data));
+		buf_free(&data);
+		return 0;
+	}
 	const char *d = buf_data(&data);
 	size_t len = buf_len(&data);
 	if (sec->partial) {
@@ -379,7 +487,13 @@ static int append_section(struct fetch_job *fj, const struct store_message *m,
 				len = (size_t)sec->length;
 		}
 	}
-	imap_append_literal(out, d, len);
+	if (sec->binary && memchr(d, '\0', len) != NULL) {
+		/* NUL bytes need a literal8 */
+		buf_printf(out, "~{%zu}\r\n", len);
+		buf_append(out, d, len);
+	} else {
+		imap_append_literal(out, d, len);
+	}
 	buf_free(&data);
 	return 0;
 }
@@ -398,6 +512,7 @@ static int fetch_one(struct fetch_job *fj, size_t index, const struct store_mess
 		if (root == NULL)
 			log_warn("%s: message %u: MIME structure missing or damaged", s->id, m->uid);
 	}
+	size_t line_start = buf_len(out);
 	buf_printf(out, "* %zu FETCH (", index + 1);
 	size_t start = buf_len(out);
 	if (fj->items & F_UID)
@@ -448,7 +563,10 @@ static int fetch_one(struct fetch_job *fj, size_t index, const struct store_mess
 			out->end--;
 		}
 	}
-	buf_append_str(out, ")\r\n");
+	if (ret != 0)
+		out->end = out->start + line_start;   /* no half response */
+	else
+		buf_append_str(out, ")\r\n");
 	pool_free(&pool);
 	return ret;
 }
@@ -543,6 +661,10 @@ static void fetch_done(struct imap_job *job, int result)
 {
 	struct fetch_job *fj = (struct fetch_job *)job;
 	struct imap_session *s = job->s;
+	if (result == IMAP_FETCH_UNKNOWN_CTE) {
+		imap_tagged(s, "NO", "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding");
+		return;
+	}
 	if (result != 0) {
 		imap_tagged(s, "NO", "[SERVERBUG] Fetch failed: %s", store_strerror(result));
 		return;

@@ -464,68 +464,6 @@ static const struct buf *msg_header(struct search_msg *sm)
 	return &sm->header;
 }
 
-static int b64v(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Content-Transfer-Encoding decoded (lenient: junk is skipped). */
-static void decode_cte(const char *enc, const char *d, size_t len, struct buf *out)
-{
-	if (enc != NULL && strcmp(enc, "base64") == 0) {
-		uint32_t bits = 0;
-		int n = 0;
-		for (size_t i = 0; i < len; i++) {
-			int v = b64v((unsigned char)d[i]);
-			if (d[i] == '=')
-				break;
-			if (v < 0)
-				continue;
-			bits = (bits << 6) | (uint32_t)v;
-			n += 6;
-			if (n >= 8) {
-				n -= 8;
-				char c = (char)((bits >> n) & 0xff);
-				buf_append(out, &c, 1);
-			}
-		}
-		return;
-	}
-	if (enc != NULL && strcmp(enc, "quoted-printable") == 0) {
-		for (size_t i = 0; i < len; i++) {
-			if (d[i] != '=') {
-				buf_append(out, &d[i], 1);
-				continue;
-			}
-			if (i + 2 < len && isxdigit((unsigned char)d[i + 1]) &&
-			    isxdigit((unsigned char)d[i + 2])) {
-				char hex[3] = { d[i + 1], d[i + 2], 0 };
-				char c = (char)strtol(hex, NULL, 16);
-				buf_append(out, &c, 1);
-				i += 2;
-			} else if (i + 1 < len && d[i + 1] == '\n') {
-				i += 1;
-			} else if (i + 2 < len && d[i + 1] == '\r' && d[i + 2] == '\n') {
-				i += 2;
-			} else {
-				buf_append(out, &d[i], 1);
-			}
-		}
-		return;
-	}
-	buf_append(out, d, len);
-}
-
 static const struct buf *msg_body(struct search_msg *sm)
 {
 	if (sm->body_loaded)
@@ -550,7 +488,7 @@ static const struct buf *msg_body(struct search_msg *sm)
 		buf_clear(&utf8);
 		if (imap_message_read(store, sm->m, p->body_offset, p->body_size, &raw) != 0)
 			continue;
-		decode_cte(p->encoding, buf_data(&raw), buf_len(&raw), &dec);
+		imap_decode_cte(p->encoding, buf_data(&raw), buf_len(&raw), &dec);
 		const char *error;
 		const char *cs = mime_part_param(p, "charset");
 		if (mime_charset_to_utf8(cs, buf_data(&dec), buf_len(&dec), &utf8, &error) < 0)

@@ -964,3 +964,45 @@ def test_quota(make_warren):
     untagged, _ = imap_cmd(other, "q7", 'GETQUOTA ""')
     assert untagged == ['* QUOTA "" ()'], untagged
     other.close()
+
+
+def test_binary(inst):
+    qp = (b"From: a@example.test\r\nSubject: qp\r\nMIME-Version: 1.0\r\n"
+          b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+          b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+          b"Gr=FC=DFe =\r\naus K=F6ln\r\n")
+    odd = (b"From: a@example.test\r\nMIME-Version: 1.0\r\n"
+           b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\n")
+    imap = login(inst)
+    ok(imap.append("INBOX", None, None, MULTIPART))
+    ok(imap.append("INBOX", None, None, qp))
+    ok(imap.append("INBOX", None, None, odd))
+    ok(imap.select("INBOX"))
+    data = ok(imap.fetch("1", "(BINARY.PEEK[2])"))
+    assert b"BINARY[2] ~{4}" in data[0][0] and data[0][1] == b"\x00\x01\x02\x03", data
+    data = ok(imap.fetch("1", "(BINARY.SIZE[2] BINARY.SIZE[1])"))
+    assert b"BINARY.SIZE[2] 4" in data[0] and b"BINARY.SIZE[1] 10" in data[0], data
+    data = ok(imap.fetch("2", "(BINARY.PEEK[1])"))
+    assert data[0][1] == b"Gr\xfc\xdfe aus K\xf6ln\r\n", data
+    data = ok(imap.fetch("2", "(BINARY.PEEK[1]<3.4>)"))
+    assert b"BINARY[1]<3>" in data[0][0] and data[0][1] == b"\xdfe a", data
+    assert b"\\Seen" not in ok(imap.fetch("2", "FLAGS"))[0]
+    data = ok(imap.fetch("2", "(BINARY[1])"))
+    assert b"\\Seen" in data[0][0]
+    typ, data = imap.fetch("3", "(BINARY.PEEK[1])")
+    assert typ == "NO" and b"[UNKNOWN-CTE]" in data[0], data
+    for bad in ["(BINARY[HEADER])", "(BINARY.SIZE[1]<0.5>)", "(BINARY[1.TEXT])"]:
+        with pytest.raises(imaplib.IMAP4.error, match="BAD"):
+            imap.fetch("1", bad)
+    # APPEND of a literal8 with NUL bytes (RFC 3516)
+    raw = (b"From: a@example.test\r\nMIME-Version: 1.0\r\nContent-Type: application/x-b\r\n"
+           b"Content-Transfer-Encoding: binary\r\n\r\n\x00\x01\x00end")
+    conn = raw_login(inst)
+    conn.send(b"b1 APPEND INBOX ~{%d+}\r\n" % len(raw) + raw + b"\r\n")
+    _, tagged = imap_read_tagged(conn, "b1")
+    assert tagged.startswith("b1 OK [APPENDUID"), tagged
+    conn.close()
+    ok(imap.noop())
+    data = ok(imap.fetch("4", "(BINARY.SIZE[1] RFC822.SIZE)"))
+    assert b"BINARY.SIZE[1] 6" in data[0] and f"RFC822.SIZE {len(raw)}".encode() in data[0]
+    imap.logout()
