@@ -12,6 +12,9 @@
 #include "conf/warrenctl-admin.h"
 
 #include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,13 +24,15 @@
 
 /* TTL written on every record. */
 #define DNS_TTL 3600
+/* Bytes per TXT character-string written (the limit is 255). */
+#define DNS_TXT_CHUNK 250
 /* Most records printed for one domain. */
 #define DNS_MAX_RECORDS 64
 
 struct dns_record {
 	char name[300];
 	const char *type;
-	char value[600];
+	char value[1400];       /* a 4096-bit RSA key's TXT fits */
 	bool placeholder;       /* the admin must fill something in */
 	const char *note;
 };
@@ -156,6 +161,68 @@ static unsigned long long policy_id(const char *host)
 	return h % 100000000000000ULL;
 }
 
+/* The domain's DKIM record from its dkim_key: "v=DKIM1; k=rsa; p=BASE64" (RSA as
+ * DER SubjectPublicKeyInfo, Ed25519 as the raw key, RFC 8463). 0 on success;
+ * -1 with why in note_r. */
+static int dkim_value(const struct conf_domain *d, char *out, size_t size, const char **note_r)
+{
+	FILE *fp = fopen(d->dkim_key, "r");
+	if (fp == NULL) {
+		*note_r = "dkim_key cannot be read (run as root or the key's owner): the public "
+			  "key goes here";
+		return -1;
+	}
+	EVP_PKEY *key = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	fclose(fp);
+	if (key == NULL) {
+		*note_r = "dkim_key is not a PEM private key: the public key goes here";
+		return -1;
+	}
+	bool ed = EVP_PKEY_id(key) == EVP_PKEY_ED25519;
+	unsigned char raw[2048], *p = raw;
+	size_t len = sizeof(raw);
+	int ok;
+	if (ed) {
+		ok = EVP_PKEY_get_raw_public_key(key, raw, &len) == 1;
+	} else {
+		int n = i2d_PUBKEY(key, NULL);
+		ok = n > 0 && (size_t)n <= sizeof(raw) && i2d_PUBKEY(key, &p) == n;
+		len = (size_t)n;
+	}
+	EVP_PKEY_free(key);
+	char b64[4 * (sizeof(raw) / 3) + 8];
+	if (!ok || 4 * ((len + 2) / 3) >= sizeof(b64)) {
+		*note_r = "the public key of dkim_key cannot be encoded";
+		return -1;
+	}
+	EVP_EncodeBlock((unsigned char *)b64, raw, (int)len);
+	if ((size_t)snprintf(out, size, "v=DKIM1; k=%s; p=%s", ed ? "ed25519" : "rsa", b64) >= size) {
+		*note_r = "the public key of dkim_key is too long";
+		return -1;
+	}
+	return 0;
+}
+
+static void dkim_record(struct dns_out *o, const struct conf_domain *d)
+{
+	if (d->dkim_selector == NULL || d->dkim_key == NULL) {
+		ADD(o, "TXT", "DKIM signing is not set up for this domain: `warrenctl dkim keygen "
+		    "DOMAIN SELECTOR` makes a key and the domain's dkim_selector/dkim_key; the "
+		    "public key goes here", true, "warren._domainkey.%s.", d->name,
+		    "%s", "v=DKIM1; k=rsa; p=<public key>");
+		return;
+	}
+	struct dns_record *r = add(o, "TXT", "DKIM: the public key of the domain's dkim_key",
+				   false);
+	if (r == NULL)
+		return;
+	snprintf(r->name, sizeof(r->name), "%s._domainkey.%s.", d->dkim_selector, d->name);
+	if (dkim_value(d, r->value, sizeof(r->value), &r->note) < 0) {
+		r->placeholder = true;
+		snprintf(r->value, sizeof(r->value), "v=DKIM1; p=<public key>");
+	}
+}
+
 static bool has_http(const struct warren_config *conf)
 {
 	for (size_t i = 0; i < conf->n_listeners; i++)
@@ -184,9 +251,7 @@ static void build(struct dns_out *o, const struct warren_config *conf,
 	host_addresses(o, conf, host);
 	ADD(o, "TXT", "SPF: only the domain's MX hosts send its mail", false, "%s.", dom,
 	    "%s", "v=spf1 mx -all");
-	ADD(o, "TXT", "DKIM signing is not set up for this domain yet: the public key goes "
-	    "here once it is (selector \"warren\")", true, "warren._domainkey.%s.", dom,
-	    "%s", "v=DKIM1; k=rsa; p=<public key>");
+	dkim_record(o, d);
 	ADD(o, "TXT", report_note != NULL ? report_note :
 	    "DMARC: start with p=none and read the reports, then p=quarantine or p=reject",
 	    false, "_dmarc.%s.", dom, "v=DMARC1; p=none; rua=mailto:postmaster@%s", dom);
@@ -222,9 +287,19 @@ static void print_text(const struct dns_out *o, const struct warren_config *conf
 		if (r->note != NULL || r->placeholder)
 			printf(";%s %s\n", r->placeholder ? " PLACEHOLDER:" : "",
 			       r->note != NULL ? r->note : "");
-		bool txt = strcmp(r->type, "TXT") == 0;
-		printf("%-40s %u IN %-5s %s%s%s\n", r->name, DNS_TTL, r->type, txt ? "\"" : "",
-		       r->value, txt ? "\"" : "");
+		printf("%-40s %u IN %-5s ", r->name, DNS_TTL, r->type);
+		size_t len = strlen(r->value);
+		if (strcmp(r->type, "TXT") != 0) {
+			printf("%s\n", r->value);
+		} else if (len <= DNS_TXT_CHUNK) {
+			printf("\"%s\"\n", r->value);
+		} else {
+			/* a TXT character-string holds 255 bytes: longer values in several */
+			printf("(");
+			for (size_t k = 0; k < len; k += DNS_TXT_CHUNK)
+				printf(" \"%.*s\"", DNS_TXT_CHUNK, r->value + k);
+			printf(" )\n");
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ user list/show, mailbox list and dns, in text and --json, beside a running
 suite that received real mail over SMTP and real folders over IMAP."""
 
 import imaplib
+import os
 import json
 import re
 import smtplib
@@ -203,7 +204,13 @@ def zone_records(text):
         m = re.match(r"(\S+)\s+(\d+)\s+IN\s+(\S+)\s+(.*)$", line)
         assert m, line
         value = m.group(4)
-        if m.group(3) == "TXT":
+        if m.group(3) == "TXT" and value.startswith("("):
+            # ( "part" "part" ): character-strings of at most 255 bytes
+            assert value.endswith(")"), line
+            parts = re.findall(r'"([^"]*)"', value)
+            assert parts and all(len(p) <= 255 for p in parts), line
+            value = "".join(parts)
+        elif m.group(3) == "TXT":
             assert value.startswith('"') and value.endswith('"'), line
             value = value[1:-1]
         out.append((m.group(1), m.group(3), value))
@@ -268,3 +275,28 @@ def test_dns_errors_and_help(suite):
     for command in ("domain list", "user list [DOMAIN]", "user show ADDRESS",
                     "mailbox list USER", "dns DOMAIN"):
         assert command in help_text
+
+
+@pytest.mark.parametrize("keytype", ["rsa", "ed25519"])
+def test_dns_dkim_record_from_the_domains_key(keytype):
+    """The DKIM record carries the public key of the domain's dkim_key: the same
+    one `warrenctl dkim keygen` printed when it made the key."""
+    inst = WarrenInstance(listeners={"smtp": ("smtp", "starttls")}, domains={})
+    try:
+        key = os.path.join(inst.dir, "signed.key")
+        gen = ctl(inst, "dkim", "keygen", "signed.test", "s2025", keytype, key)
+        assert gen.returncode == 0, gen.stderr
+        printed = "".join(re.findall(r'"([^"]*)"', gen.stdout.split("IN TXT", 1)[1]))
+        inst.domains = {"signed.test": f'dkim_selector = "s2025"\ndkim_key = "{key}"\n'}
+        inst.write_config()
+        out = ctl(inst, "dns", "signed.test")
+        assert out.returncode == 0, out.stderr
+        recs = {(n, t): v for n, t, v in zone_records(out.stdout)}
+        assert recs[("s2025._domainkey.signed.test.", "TXT")] == printed
+        assert printed.startswith(f"v=DKIM1; k={keytype}; p=")
+        assert ("warren._domainkey.signed.test.", "TXT") not in recs
+        doc = ctl_json(inst, "dns", "signed.test")
+        dkim = [r for r in doc["records"] if r["name"] == "s2025._domainkey.signed.test."]
+        assert dkim[0]["value"] == printed and dkim[0]["placeholder"] is False
+    finally:
+        inst.cleanup()
