@@ -59,6 +59,22 @@ static const struct ctl_command commands[] = {
 	{ "dns", ctl_cmd_dns, "dns DOMAIN",
 	  "Every DNS record the domain needs (MX, SPF, DKIM, DMARC, TLS-RPT, MTA-STS, "
 	  "RFC 6186 SRV, autoconfig/autodiscover) as zone-file lines." },
+	{ "queue", ctl_cmd_queue, "queue list",
+	  "The outbound queue (Postfix mailq layout, '!' marks held messages)." },
+	{ "queue", ctl_cmd_queue, "queue show ID",
+	  "One queued message: envelope, every recipient's state, attempts and last "
+	  "reply, and the message's headers." },
+	{ "queue", ctl_cmd_queue, "queue flush [ID]",
+	  "Deliver the message (or every message) now instead of at its next retry." },
+	{ "queue", ctl_cmd_queue, "queue delete ID",
+	  "Remove a message from the queue without notifying anyone." },
+	{ "queue", ctl_cmd_queue, "queue hold ID",
+	  "Keep a message in the queue without delivering it." },
+	{ "queue", ctl_cmd_queue, "queue release ID",
+	  "Deliver a held message again." },
+	{ "dkim", ctl_cmd_dkim, "dkim keygen DOMAIN SELECTOR [rsa|ed25519] [FILE]",
+	  "Write a DKIM key (RSA 2048 or Ed25519; FILE or state_dir/dkim/DOMAIN.SELECTOR.key) "
+	  "and print the config lines and the DNS TXT record." },
 };
 
 static void usage(FILE *out)

@@ -17,6 +17,9 @@ int ctl_cmd_domain(struct ctl_options *opts, int argc, char **argv);
 int ctl_cmd_user(struct ctl_options *opts, int argc, char **argv);
 int ctl_cmd_mailbox(struct ctl_options *opts, int argc, char **argv);
 int ctl_cmd_dns(struct ctl_options *opts, int argc, char **argv);
+/* `warrenctl queue ...` and `dkim keygen` (warrenctl-queue.c). */
+int ctl_cmd_queue(struct ctl_options *opts, int argc, char **argv);
+int ctl_cmd_dkim(struct ctl_options *opts, int argc, char **argv);
 
 int ctl_load_config(struct ctl_options *opts, unsigned flags, struct warren_config **conf_r);
 

@@ -755,6 +755,8 @@ static void connect_cb(struct net_conn *conn, int status, void *ctx)
 		char text[QUEUE_REPLY_MAX];
 		snprintf(text, sizeof(text), "connect to %s: %s", c->remote,
 			 status == UV_ETIMEDOUT ? "Connection timed out" : uv_strerror(status));
+		char *e = strstr(text, ": ") + 2;   /* "Connection refused", as Postfix says */
+		*e = (char)toupper((unsigned char)*e);
 		fail_session(c, 0, "4.4.1", text);
 		session_over(c, false);
 		client_free(c);

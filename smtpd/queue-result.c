@@ -48,7 +48,7 @@ static void log_result(const struct qdelivery *d, const struct queue_rcpt *r,
 		       const char *status, int64_t now)
 {
 	log_info("%s: to=<%s>, relay=%s, delay=%lld, dsn=%s, status=%s (%s)", d->msg.id,
-		 r->addr, r->remote[0] ? r->remote : "none", (long long)(now - d->msg.created),
+		 r->addr, r->remote[0] && r->code != 0 ? r->remote : "none", (long long)(now - d->msg.created),
 		 r->status[0] ? r->status : "4.0.0", status, r->reply);
 }
 

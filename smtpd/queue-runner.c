@@ -75,9 +75,10 @@ void queue_rcpt_result(struct qdelivery *d, size_t idx, int code, const char *st
 	}
 	snprintf(r->reply, sizeof(r->reply), "%s", text != NULL ? text : "");
 	snprintf(r->remote, sizeof(r->remote), "%s", remote != NULL ? remote : "");
-	if (code >= 200 && code < 300)
+	/* the status class decides (a 535 to AUTH is our temporary problem, 4.7.0) */
+	if (r->status[0] == '2')
 		r->state = QUEUE_RCPT_DELIVERED;
-	else if (code >= 500 || (code == 0 && status != NULL && status[0] == '5'))
+	else if (r->status[0] == '5')
 		r->state = QUEUE_RCPT_FAILED;
 	/* else stays pending: queue-result.c schedules the retry */
 	d->touched[idx] = true;
@@ -367,8 +368,6 @@ static void scan_done(void *arg, int result)
 	r->scanning = false;
 	if (result != 0)
 		log_warn("queue: cannot list the queue: %s", store_strerror(result));
-	else if (sc->count > 0)
-		log_debug("queue: %zu messages in the queue, %u in delivery", sc->count, r->active);
 	int64_t now = (int64_t)time(NULL);
 	unsigned max = service_conf(r->svc)->queue.max_deliveries;
 	for (size_t i = 0; result == 0 && i < sc->count && !r->stopping; i++) {
@@ -449,6 +448,12 @@ static void sweep_done(void *arg, int result)
 	(void)result;
 }
 
+static void on_announce(uint64_t id, void *ctx)
+{
+	if (id == QUEUE_ANNOUNCE_ID)
+		queue_runner_kick(ctx);
+}
+
 void outbound_start(struct service *svc)
 {
 	if (runner != NULL)
@@ -468,6 +473,7 @@ void outbound_start(struct service *svc)
 	r->timer.data = r;
 	uv_unref((uv_handle_t *)&r->timer);
 	runner = r;
+	service_set_notify(svc, on_announce, r);
 	store_async(r->loop, sweep_work, sweep_done, r);
 	uv_timer_start(&r->timer, timer_cb, 200, 0);
 	log_info("queue: runner started (scan every %us, %u deliveries at once)",

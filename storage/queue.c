@@ -371,6 +371,12 @@ static int rec_del(struct store *s, DB_TXN *txn, const char *id)
 	return ret == DB_NOTFOUND ? STORE_ENOTFOUND : ret;
 }
 
+static void queue_announce(struct store *s)
+{
+	uint64_t id = QUEUE_ANNOUNCE_ID;
+	store_announce(s, &id, 1);
+}
+
 static int add_fn(struct store *s, DB_TXN *txn, void *arg)
 {
 	return rec_put(s, txn, arg, DB_NOOVERWRITE);
@@ -392,6 +398,8 @@ int queue_add(struct store *store, const char *prepend, const struct store_body 
 	if (ret != 0)
 		return ret;
 	ret = store_txn(store, add_fn, msg);
+	if (ret == 0)
+		queue_announce(store);
 	if (ret != 0) {
 		char path[4200];
 		queue_body_path(store, msg->id, path, sizeof(path));
@@ -640,7 +648,10 @@ int queue_hold(struct store *store, const char *id, bool hold)
 	if (!valid_id(id))
 		return STORE_EINVAL;
 	struct modify_arg a = { id, hold ? 1 : 0, 0 };
-	return store_txn(store, modify_fn, &a);
+	int ret = store_txn(store, modify_fn, &a);
+	if (ret == 0 && !hold)
+		queue_announce(store);
+	return ret;
 }
 
 int queue_flush(struct store *store, const char *id, size_t *count_r)
@@ -649,6 +660,8 @@ int queue_flush(struct store *store, const char *id, size_t *count_r)
 		return STORE_EINVAL;
 	struct modify_arg a = { id, 2, 0 };
 	int ret = store_txn(store, modify_fn, &a);
+	if (ret == 0)
+		queue_announce(store);
 	if (count_r != NULL)
 		*count_r = a.count;
 	return ret;

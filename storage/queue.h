@@ -35,6 +35,11 @@
 #define QUEUE_HOST_MAX 300          /* "host[ip]:port" that gave the reply */
 #define QUEUE_RCPTS_MAX 10000       /* recipients per queued message */
 
+/* The "mailbox id" announced through the store's notifications (store.h) when
+ * the queue has new work: queue_add, queue_flush, queue_hold(release). smtpd's
+ * queue runner looks at the queue at once when it hears it. */
+#define QUEUE_ANNOUNCE_ID UINT64_MAX
+
 /* DSN NOTIFY bits (RFC 3461); 0 means the default: FAILURE and DELAY. */
 enum {
 	QUEUE_NOTIFY_NEVER = 0x1,

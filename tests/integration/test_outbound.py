@@ -186,3 +186,303 @@ def test_delivery_by_mx_with_starttls(pair_factory):
                      rf":{p.port}: TLSv1\.[23] with cipher \S+", log), log[-3000:]
     p.sender.wait_log(f"{qid}: removed")
     wait_queue_empty(p.sender)
+
+
+def dkim_records(p, domain, selector, keytype):
+    """Makes a key with warrenctl dkim keygen; returns (key path, TXT record text)."""
+    path = os.path.join(p.sender.dir, f"{domain}.{selector}.key")
+    proc = warrenctl("-c", p.sender.config_path, "dkim", "keygen", domain, selector, keytype, path)
+    assert proc.returncode == 0, proc.stderr
+    os.chmod(path, 0o644)   # the daemons run as nobody in the tests
+    m = re.search(r'^%s\._domainkey\.%s\. IN TXT \( (.*) \)$' % (selector, re.escape(domain)),
+                  proc.stdout, re.M)
+    assert m, proc.stdout
+    txt = "".join(re.findall(r'"([^"]*)"', m.group(1)))
+    assert txt.startswith(f"v=DKIM1; k={keytype}; p=")
+    return path, txt
+
+
+@pytest.mark.parametrize("keytype", ["rsa", "ed25519"])
+def test_dkim_signature_verifies(pair_factory, keytype):
+    import dkim
+    p = pair_factory()
+    key, txt = dkim_records(p, "example.test", "s1", keytype)
+    p.sender.domains["example.test"] += f'dkim_selector = "s1"\ndkim_key = "{key}"\n'
+    p.sender.write_config()
+    p.start()
+    body = "Signed body line one.\r\n  spaced   line\t\r\n\r\n\r\n"
+    inject(p.sender, "alice@example.test", ["bob@dest.test"], message("signed", body=body))
+    raw = wait_messages(p.receiver, "bob@dest.test")[0]
+    assert raw.count(b"DKIM-Signature:") == 1
+    sig = email.message_from_bytes(raw)["DKIM-Signature"]
+    assert f"a={keytype}-sha256" in sig and "c=relaxed/relaxed" in sig and "d=example.test" in sig
+    # the receiver adds its own Received header on top; DKIM does not cover it
+    records = {b"s1._domainkey.example.test.": txt.encode()}
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: records.get(name)), raw[:2000]
+    # a changed body no longer verifies (the check can fail)
+    assert not dkim.verify(raw.replace(b"line one", b"line 1"),
+                           dnsfunc=lambda name, timeout=5: records.get(name))
+
+
+def test_receiver_down_then_up_is_retried_and_survives_restart(pair_factory):
+    p = pair_factory().start(receiver=False)
+    qid = inject(p.sender, "alice@example.test", ["bob@dest.test"], message("retried"))
+    log = p.sender.wait_log(f"{qid}: to=<bob@dest.test>, relay=none")
+    assert "status=deferred" in log and "Connection refused" in log
+    listing = warrenctl("-c", p.sender.config_path, "queue", "list").stdout
+    assert qid in listing and "bob@dest.test" in listing and "Connection refused" in listing
+    # the queue survives a restart of the whole suite
+    p.sender.stop()
+    p.sender.start()
+    assert qid in queue_ids(p.sender)
+    p.receiver.start()
+    msgs = wait_messages(p.receiver, "bob@dest.test", timeout=30)
+    assert email.message_from_bytes(msgs[0])["Subject"] == "retried"
+    p.sender.wait_log(f"{qid}: removed")
+    assert queue_ids(p.sender) == []
+
+
+def dsn_parts(raw):
+    """(report message, delivery-status fields per recipient, returned part)."""
+    msg = email.message_from_bytes(raw)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = msg.get_payload()
+    assert parts[0].get_content_type() == "text/plain"
+    assert parts[1].get_content_type() == "message/delivery-status"
+    blocks = parts[1].get_payload()       # [per-message, per-recipient...]
+    return msg, blocks, parts[2]
+
+
+def test_5xx_bounces_into_the_senders_inbox(pair_factory):
+    p = pair_factory().start()
+    qid = inject(p.sender, "alice@example.test", ["nosuch@dest.test"], message("to nobody"))
+    raw = wait_messages(p.sender, "alice@example.test")[0]
+    msg, blocks, returned = dsn_parts(raw)
+    assert msg["From"].startswith("MAILER-DAEMON@mail.warren.test")
+    assert msg["Subject"] == "Undelivered Mail Returned to Sender"
+    assert blocks[0]["Reporting-MTA"] == "dns; mail.warren.test"
+    assert blocks[1]["Final-Recipient"] == "rfc822; nosuch@dest.test"
+    assert blocks[1]["Action"] == "failed"
+    assert blocks[1]["Status"] == "5.1.1"
+    assert blocks[1]["Remote-MTA"] == "dns; mx.dest.test"
+    assert blocks[1]["Diagnostic-Code"].startswith("smtp; 550 5.1.1")
+    assert returned.get_content_type() == "text/rfc822-headers"
+    assert "Subject: to nobody" in returned.get_payload()
+    assert "Hello from the queue" not in returned.get_payload()
+    log = p.sender.wait_log(f"{qid}: removed")
+    assert f"{qid}: to=<nosuch@dest.test>" in log and "status=bounced" in log
+    # the bounce came from the null sender: nothing would bounce it again
+    assert "from=<>" in log or "MAILER-DAEMON" in raw.decode()
+
+
+def test_ret_full_returns_the_whole_message(pair_factory):
+    p = pair_factory().start()
+    inject(p.sender, "alice@example.test", ["nosuch@dest.test"], message("full"), "-r", "FULL")
+    raw = wait_messages(p.sender, "alice@example.test")[0]
+    _, _, returned = dsn_parts(raw)
+    assert returned.get_content_type() == "message/rfc822"
+    assert b"Hello from the queue." in raw
+
+
+def test_notify_never_and_null_sender_get_no_bounce(pair_factory):
+    p = pair_factory().start()
+    q1 = inject(p.sender, "alice@example.test", ["nosuch@dest.test"], message("never"),
+                "-n", "NEVER")
+    q2 = inject(p.sender, "", ["nosuch@dest.test"], message("null sender"))
+    p.sender.wait_log(f"{q1}: removed")
+    p.sender.wait_log(f"{q2}: removed")
+    time.sleep(1.5)
+    assert pop3_messages(p.sender, "alice@example.test") == []
+    assert "notification" not in p.sender.log()
+
+
+def test_mixed_transaction_250_550_452(pair_factory):
+    domains = receiver_domains()
+    domains["dest.test"] = (f'mailbox bob {{ password = "{SECRET_HASH}" }}\n'
+                            f'mailbox dave {{ password = "{SECRET_HASH}"  quota = 1 }}\n')
+    p = pair_factory(receiver_domains_=domains).start()
+    qid = inject(p.sender, "alice@example.test",
+                 ["bob@dest.test", "nosuch@dest.test", "dave@dest.test"], message("mixed"))
+    assert len(wait_messages(p.receiver, "bob@dest.test")) == 1
+    bounce = wait_messages(p.sender, "alice@example.test")[0]
+    _, blocks, _ = dsn_parts(bounce)
+    assert [b["Final-Recipient"] for b in blocks[1:]] == ["rfc822; nosuch@dest.test"]
+    log = p.sender.wait_log(f"{qid}: to=<dave@dest.test>")
+    assert re.search(rf"{qid}: to=<bob@dest.test>, .*status=sent", log)
+    assert re.search(rf"{qid}: to=<nosuch@dest.test>, .*dsn=5\.1\.1, status=bounced", log)
+    assert re.search(rf"{qid}: to=<dave@dest.test>, .*dsn=4\.2\.2, status=deferred", log)
+    # one transaction for all three: the receiver's rejects and its acceptance
+    # carry the same transaction id
+    rlog = p.receiver.log()
+    tid = re.search(r"(\w+): from=<alice@example.test>, size=\d+, nrcpt=1", rlog).group(1)
+    assert re.search(rf"{tid}: reject: RCPT .* 550 5\.1\.1 <nosuch@dest.test>", rlog)
+    assert re.search(rf"{tid}: reject: RCPT .* 452 4\.2\.2 <dave@dest.test>", rlog)
+    assert rlog.count("nrcpt=") == 1
+    show = warrenctl("-c", p.sender.config_path, "queue", "show", qid)
+    assert show.returncode == 0, show.stderr
+    assert re.search(r"to: <dave@dest.test> pending, attempts \d+", show.stdout)
+    assert "to: <bob@dest.test> delivered" in show.stdout
+    assert "to: <nosuch@dest.test> failed" in show.stdout
+    assert "Subject: mixed" in show.stdout
+
+
+def test_null_mx_bounces_at_once(pair_factory):
+    p = pair_factory().start()
+    qid = inject(p.sender, "alice@example.test", ["someone@nullmx.test"], message("null mx"))
+    raw = wait_messages(p.sender, "alice@example.test")[0]
+    _, blocks, _ = dsn_parts(raw)
+    assert blocks[1]["Status"] == "5.1.10"
+    assert "null MX" in blocks[1]["Diagnostic-Code"]
+    log = p.sender.wait_log(f"{qid}: removed")
+    assert log.count(f"{qid}: to=<someone@nullmx.test>") == 1   # no retry
+
+
+def test_backup_mx_and_implicit_mx(pair_factory):
+    p = pair_factory().start()
+    q1 = inject(p.sender, "alice@example.test", ["bob@backup.test"], message("backup"))
+    q2 = inject(p.sender, "alice@example.test", ["bob@amx.test"], message("a record"))
+    assert wait_messages(p.receiver, "bob@backup.test")
+    assert wait_messages(p.receiver, "bob@amx.test")
+    log = p.sender.wait_log(f"{q1}: removed")
+    assert f"connect to dead.backup.test[127.0.0.9]:{p.port}" in log
+    assert re.search(rf"{q1}: to=<bob@backup.test>, relay=mx.dest.test\[{RECEIVER}\]", log)
+    log = p.sender.wait_log(f"{q2}: removed")
+    assert re.search(rf"{q2}: to=<bob@amx.test>, relay=amx.test\[{RECEIVER}\]", log)
+
+
+def test_unknown_domain_bounces(pair_factory):
+    p = pair_factory().start()
+    inject(p.sender, "alice@example.test", ["x@nxdomain.test"], message("nx"))
+    raw = wait_messages(p.sender, "alice@example.test")[0]
+    _, blocks, _ = dsn_parts(raw)
+    assert blocks[1]["Status"] == "5.1.2"
+
+
+def test_smart_host_with_auth_and_tls(pair_factory):
+    recv = WarrenInstance(address=RECEIVER, domains=receiver_domains())
+    sub = recv.ports["submission"]
+    recv.cleanup()
+    p = pair_factory(sender_queue=f'relayhost = "[{RECEIVER}]:{sub}"  '
+                                  f'relayhost_user = "bob@dest.test"  '
+                                  f'relayhost_password = "secret"',
+                     receiver_extra="smtp { sender_login_check = false }\n")
+    p.receiver.ports["submission"] = sub
+    p.receiver.write_config()
+    p.start()
+    # backup.test's first MX is dead: through the smart host that does not matter
+    qid = inject(p.sender, "alice@example.test", ["bob@backup.test"], message("smarthost"))
+    assert wait_messages(p.receiver, "bob@backup.test")
+    log = p.sender.wait_log(f"{qid}: removed")
+    assert f"{qid}: authenticated to {RECEIVER}[{RECEIVER}]:{sub} as bob@dest.test" in log
+    assert re.search(rf"{qid}: \w+ TLS connection established to {RECEIVER}\[{RECEIVER}\]:{sub}", log)
+    assert "dead.backup.test" not in log
+
+
+def test_smart_host_wrong_password_defers(pair_factory):
+    recv = WarrenInstance(address=RECEIVER, domains=receiver_domains())
+    sub = recv.ports["submission"]
+    recv.cleanup()
+    p = pair_factory(sender_queue=f'relayhost = "[{RECEIVER}]:{sub}"  '
+                                  f'relayhost_user = "bob@dest.test"  '
+                                  f'relayhost_password = "wrong"')
+    p.receiver.ports["submission"] = sub
+    p.receiver.write_config()
+    p.start()
+    qid = inject(p.sender, "alice@example.test", ["bob@backup.test"], message("badauth"))
+    log = p.sender.wait_log(f"{qid}: to=<bob@backup.test>", timeout=20)
+    assert "SASL authentication failed" in log and "status=deferred" in log
+    assert qid in queue_ids(p.sender)
+
+
+def test_remote_domain_relayed_to_its_internal_host(pair_factory):
+    port_holder = WarrenInstance(address=RECEIVER, domains=receiver_domains())
+    port = port_holder.ports["smtp"]
+    port_holder.cleanup()
+    domains = sender_domains()
+    domains["corp.test"] = f'type = remote\nrelay_host = "{RECEIVER}:{port}"\n'
+    rdomains = receiver_domains()
+    rdomains["corp.test"] = f'mailbox erin {{ password = "{SECRET_HASH}" }}\n'
+    p = pair_factory(sender_domains_=domains, receiver_domains_=rdomains)
+    p.receiver.ports["smtp"] = port
+    p.receiver.write_config()
+    p.start()
+    qid = inject(p.sender, "alice@example.test", ["erin@corp.test"], message("internal"))
+    assert wait_messages(p.receiver, "erin@corp.test")
+    log = p.sender.wait_log(f"{qid}: removed")
+    assert f"relay={RECEIVER}[{RECEIVER}]:{port}" in log
+
+
+def test_queue_commands(pair_factory):
+    p = pair_factory().start(receiver=False)
+    qid = inject(p.sender, "alice@example.test", ["bob@dest.test"], message("held"))
+    p.sender.wait_log(f"{qid}: to=<bob@dest.test>")
+    ctl = lambda *a: warrenctl("-c", p.sender.config_path, "queue", *a)
+    r = ctl("hold", qid)
+    assert r.returncode == 0 and "placed on hold" in r.stdout
+    assert re.search(rf"^{qid}!", ctl("list").stdout, re.M)
+    p.receiver.start()
+    time.sleep(3)   # several retry intervals: a held message stays
+    assert pop3_messages(p.receiver, "bob@dest.test") == []
+    r = ctl("release", qid)
+    assert r.returncode == 0 and "released" in r.stdout
+    r = ctl("flush", qid)
+    assert r.returncode == 0
+    assert wait_messages(p.receiver, "bob@dest.test")
+    p.sender.wait_log(f"{qid}: removed")
+    assert "Mail queue is empty" in ctl("list").stdout
+    # delete, and the errors for ids that are not there
+    p.receiver.stop()
+    q2 = inject(p.sender, "alice@example.test", ["bob@dest.test"], message("deleted"))
+    r = ctl("delete", q2)
+    assert r.returncode == 0 and "removed" in r.stdout
+    assert q2 not in queue_ids(p.sender)
+    r = ctl("show", q2)
+    assert r.returncode == 1 and "no such message" in r.stderr
+    r = ctl("hold", "nonsense")
+    assert r.returncode == 1 and "no such message" in r.stderr
+    assert ctl("bogus").returncode == 2
+    import json
+    assert json.loads(warrenctl("-c", p.sender.config_path, "--json", "queue", "list").stdout) == []
+
+
+def test_foreign_mta_postfix_smtp_sink(pair_factory):
+    import pathlib
+    import shutil
+    import tempfile
+    sink = "/usr/sbin/smtp-sink"
+    if not os.access(sink, os.X_OK):
+        pytest.fail("smtp-sink missing: apt-get install postfix (scripts/deps.sh)")
+    port = free_port("127.0.0.4")
+    # smtp-sink runs as nobody when we are root: its dump folder must be writable
+    dump = pathlib.Path(tempfile.mkdtemp(prefix="warren-sink-"))
+    os.chmod(dump, 0o777)
+    domains = sender_domains()
+    domains["sink.test"] = f'type = remote\nrelay_host = "[127.0.0.4]:{port}"\n'
+    p = pair_factory(sender_domains_=domains)
+    args = [sink, "-c", "-d", str(dump) + "/%Y%m%d%H%M%S.", "-h", "sink.test"]
+    if os.geteuid() == 0:
+        args += ["-u", "nobody"]
+    proc = subprocess.Popen(args + [f"127.0.0.4:{port}", "10"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        p.start(receiver=False)
+        qid = inject(p.sender, "alice@example.test", ["one@sink.test", "two@sink.test"],
+                     message("to postfix", to="one@sink.test"))
+        log = p.sender.wait_log(f"{qid}: removed")
+        assert log.count(f"relay=127.0.0.4[127.0.0.4]:{port}") == 2
+        deadline = time.monotonic() + 10
+        while not os.listdir(dump) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        files = os.listdir(dump)
+        assert len(files) == 1
+        data = open(dump / files[0], "rb").read()
+        # smtp-sink's dump: the envelope as X- lines, then the message
+        assert b"X-Mail-From: alice@example.test" in data.replace(b"<", b"").replace(b">", b"") \
+            or b"alice@example.test" in data
+        assert b"one@sink.test" in data and b"two@sink.test" in data
+        assert b"Subject: to postfix" in data
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+        shutil.rmtree(dump, ignore_errors=True)
