@@ -12,7 +12,16 @@
 struct pop3_sessions {
 	struct pop3_session *head;
 	unsigned long next_id;
+	bool stopping;            /* shutdown ran: freed with the last session */
 };
+
+static void sessions_free_if_done(struct service *svc, struct pop3_sessions *list)
+{
+	if (list->stopping && list->head == NULL) {
+		service_set_data(svc, NULL);
+		free(list);
+	}
+}
 
 static struct pop3_sessions *sessions_of(struct service *svc)
 {
@@ -173,6 +182,7 @@ static void on_timeout(struct net_conn *conn, void *ctx)
 static void on_close(struct net_conn *conn, void *ctx)
 {
 	struct pop3_session *s = ctx;
+	struct service *svc_of_closed = s->svc;
 	struct pop3_sessions *list = sessions_of(s->svc);
 	if (s->login != NULL)
 		service_login_cancel(s->login);
@@ -196,6 +206,7 @@ static void on_close(struct net_conn *conn, void *ctx)
 		s->next->prev = s->prev;
 	conf_unref(&s->conf);
 	free(s);
+	sessions_free_if_done(svc_of_closed, list);
 }
 
 static const struct net_conn_callbacks pop3_conn_callbacks = {
@@ -241,4 +252,6 @@ void pop3_sessions_shutdown(struct service *svc)
 		pop3_err(s, "[SYS/TEMP] Server shutting down.");
 		pop3_session_close(s);
 	}
+	list->stopping = true;
+	sessions_free_if_done(svc, list);
 }

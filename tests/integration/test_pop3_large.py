@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from test_pop3 import (crlf, message, pop3_instance, pop_login, store_list, storedeliver)
+from protocols import LineConn, pop3_cmd, pop3_open
+from test_pop3 import (PASSWORD, addr, crlf, message, pop3_instance, pop_login, store_list,
+                       storedeliver)
 
 COUNT = 10000
 
@@ -67,3 +69,23 @@ def test_five_megabyte_message_streams_intact(suite):
     assert resp == f"+OK {len(crlf(text))} octets".encode()
     assert b"\r\n".join(lines) + b"\r\n" == crlf(text)
     pop.quit()
+
+
+def test_client_gone_in_the_middle_of_retr_and_list(suite):
+    body = "".join(f"{i:08d} " + "y" * 90 + "\n" for i in range(40000))
+    storedeliver(suite, ["extra2"], message("huge", body))
+    pids = suite.children()
+    for command in ["RETR 1", "LIST", "UIDL", "TOP 1 30000"]:
+        conn = pop3_open(suite, "pop3s")
+        assert pop3_cmd(conn, "USER " + addr("extra2")) == "+OK"
+        assert pop3_cmd(conn, "PASS " + PASSWORD) == "+OK Logged in."
+        assert pop3_cmd(conn, "DELE 1").startswith("+OK")
+        conn.send_line(command)
+        conn.readline()
+        conn.close()                       # gone while the response streams
+    # the daemon is still the same process, the lock was let go, nothing deleted
+    pop = pop_login(suite, "extra2")
+    assert pop.stat()[0] == 1
+    pop.quit()
+    assert suite.children() == pids
+    assert len(store_list(suite, "extra2")) == 1
