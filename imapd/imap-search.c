@@ -669,8 +669,13 @@ static int search_work(struct imap_job *job)
 		buf_init(&sm.body, (size_t)list[j].size * 4 + 16);
 		if (eval(&sm, sj->root)) {
 			hits[n_hits++] = sj->uid ? im->uid : (uint32_t)(i + 1);
-			if (sj->sort != NULL)
-				imap_sort_add(sj->sort, hits[n_hits - 1], i + 1, &list[j], msg_mime(&sm));
+			if (sj->sort != NULL) {
+				const struct buf *h = imap_sort_needs_header(sj->sort) ?
+					msg_header(&sm) : NULL;
+				imap_sort_add(sj->sort, hits[n_hits - 1], i + 1, &list[j],
+					      msg_mime(&sm), h != NULL ? buf_data(h) : NULL,
+					      h != NULL ? buf_len(h) : 0);
+			}
 			if (im->modseq > max_modseq)
 				max_modseq = im->modseq;
 		}

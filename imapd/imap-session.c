@@ -121,7 +121,7 @@ bool imap_plaintext_allowed(const struct imap_session *s)
 /* Extensions of the authenticated states, each complete and tested. */
 #define IMAP_CAPS_AUTHED "ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN " \
 	"SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE ESEARCH " \
-	"CONDSTORE QRESYNC WITHIN SORT THREAD=ORDEREDSUBJECT QUOTA QUOTA=RES-STORAGE BINARY"
+	"CONDSTORE QRESYNC WITHIN SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE BINARY"
 
 const char *imap_capabilities(const struct imap_session *s, char *buf, size_t size)
 {

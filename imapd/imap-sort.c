@@ -2,6 +2,7 @@
  * THREAD=ORDEREDSUBJECT over the messages a search found. */
 #include "imapd/imap-sort.h"
 #include "imapd/imap-search.h"
+#include "imapd/imap-thread.h"
 #include "common/buf.h"
 #include "common/mime.h"
 #include "common/pool.h"
@@ -22,10 +23,13 @@ struct sort_rec {
 	int64_t arrival, date;
 	uint64_t size;
 	char *subject, *from, *to, *cc;
+	bool is_reply;
+	char *message_id, *references, *in_reply_to;   /* THREAD=REFERENCES */
 };
 
 struct imap_sort {
 	bool thread;
+	bool references;             /* THREAD=REFERENCES (else ORDEREDSUBJECT) */
 	enum sort_key keys[SORT_KEYS_MAX];
 	bool reverse[SORT_KEYS_MAX];
 	size_t n_keys;
@@ -77,11 +81,18 @@ struct imap_sort *imap_sort_new(const struct imap_arg *criteria, const char **er
 
 struct imap_sort *imap_thread_new(const char *algorithm)
 {
-	if (strcasecmp(algorithm, "ORDEREDSUBJECT") != 0)
+	bool refs = strcasecmp(algorithm, "REFERENCES") == 0;
+	if (!refs && strcasecmp(algorithm, "ORDEREDSUBJECT") != 0)
 		return NULL;
 	struct imap_sort *so = x_calloc(1, sizeof(*so));
 	so->thread = true;
+	so->references = refs;
 	return so;
+}
+
+bool imap_sort_needs_header(const struct imap_sort *so)
+{
+	return so->references;
 }
 
 void imap_sort_free(struct imap_sort **sop)
@@ -94,6 +105,9 @@ void imap_sort_free(struct imap_sort **sop)
 		free(so->recs[i].from);
 		free(so->recs[i].to);
 		free(so->recs[i].cc);
+		free(so->recs[i].message_id);
+		free(so->recs[i].references);
+		free(so->recs[i].in_reply_to);
 	}
 	free(so->recs);
 	free(so);
@@ -112,8 +126,9 @@ static char *folded(const char *s, size_t len)
 }
 
 /* RFC 5256 2.1: the subject without "Re:", "Fwd:", "[list]" prefixes and "(fwd)". */
-static char *base_subject(const char *raw)
+static char *base_subject(const char *raw, bool *is_reply)
 {
+	*is_reply = false;
 	struct buf dec = BUF_INIT(1024 * 1024);
 	if (raw != NULL)
 		mime_header_decode(raw, strlen(raw), &dec);
@@ -165,6 +180,7 @@ static char *base_subject(const char *raw)
 			if (*q == ':') {
 				memmove(s, q + 1, strlen(q + 1) + 1);
 				changed = true;
+				*is_reply = true;
 				continue;
 			}
 		}
@@ -187,6 +203,7 @@ static char *base_subject(const char *raw)
 			s[len - 1] = '\0';
 			memmove(s, p + 5, strlen(p + 5) + 1);
 			changed = true;
+			*is_reply = true;
 		}
 	}
 	char *p = s;
@@ -258,8 +275,21 @@ static int64_t parse_sent_date(const char *date)
 	return t + h * 3600 + mi * 60 + sec - zone_offset(p);
 }
 
+static char *header_value(const char *header, size_t len, const char *name)
+{
+	struct mime_field f;
+	if (header == NULL || !mime_header_find(header, len, name, &f))
+		return NULL;
+	struct buf b = BUF_INIT(1024 * 1024);
+	mime_header_unfold(f.value, f.value_len, &b);
+	char *r = x_strndup(buf_data(&b), buf_len(&b));
+	buf_free(&b);
+	return r;
+}
+
 void imap_sort_add(struct imap_sort *so, uint32_t id, size_t seq,
-		   const struct store_message *m, const struct mime_part *root)
+		   const struct store_message *m, const struct mime_part *root,
+		   const char *header, size_t header_len)
 {
 	if (so->n == so->cap) {
 		so->cap = so->cap == 0 ? 64 : so->cap * 2;
@@ -275,7 +305,14 @@ void imap_sort_add(struct imap_sort *so, uint32_t id, size_t seq,
 	r->date = parse_sent_date(env != NULL ? env->date : NULL);
 	if (r->date < 0)
 		r->date = m->internal_date;   /* RFC 5256: the internal date instead */
-	r->subject = base_subject(env != NULL ? env->subject : NULL);
+	r->subject = base_subject(env != NULL ? env->subject : NULL, &r->is_reply);
+	if (so->references) {
+		r->message_id = env != NULL && env->message_id != NULL ? x_strdup(env->message_id) :
+			NULL;
+		r->in_reply_to = env != NULL && env->in_reply_to != NULL ?
+			x_strdup(env->in_reply_to) : NULL;
+		r->references = header_value(header, header_len, "References");
+	}
 	r->from = first_mailbox(env != NULL ? env->from : NULL);
 	r->to = first_mailbox(env != NULL ? env->to : NULL);
 	r->cc = first_mailbox(env != NULL ? env->cc : NULL);
@@ -341,6 +378,19 @@ void imap_sort_output(struct imap_sort *so, struct buf *out)
 		for (size_t i = 0; i < so->n; i++)
 			buf_printf(out, " %u", so->recs[i].id);
 		buf_append_str(out, "\r\n");
+		return;
+	}
+	if (so->references) {
+		struct thread_msg *tm = x_calloc(so->n + 1, sizeof(*tm));
+		for (size_t i = 0; i < so->n; i++) {
+			const struct sort_rec *r = &so->recs[i];
+			tm[i] = (struct thread_msg){ .id = r->id, .seq = r->seq, .date = r->date,
+				.subject = r->subject, .is_reply = r->is_reply,
+				.message_id = r->message_id, .references = r->references,
+				.in_reply_to = r->in_reply_to };
+		}
+		imap_thread_references(tm, so->n, out);
+		free(tm);
 		return;
 	}
 	/* ORDEREDSUBJECT: by base subject, then sent date; one thread per subject,

@@ -14,7 +14,10 @@ struct imap_sort *imap_sort_new(const struct imap_arg *criteria, const char **er
 struct imap_sort *imap_thread_new(const char *algorithm);
 /* A message the search found (on the job's thread); root may be NULL. */
 void imap_sort_add(struct imap_sort *so, uint32_t id, size_t seq,
-		   const struct store_message *m, const struct mime_part *root);
+		   const struct store_message *m, const struct mime_part *root,
+		   const char *header, size_t header_len);
+/* Whether imap_sort_add needs the message's header block. */
+bool imap_sort_needs_header(const struct imap_sort *so);
 /* "* SORT ..." or "* THREAD ..." */
 void imap_sort_output(struct imap_sort *so, struct buf *out);
 void imap_sort_free(struct imap_sort **so);
