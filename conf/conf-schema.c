@@ -208,7 +208,7 @@ static const struct conf_key_def queue_keys[] = {
 	  "offered)."),
 	K("smtp_port", KEY_INT, "25", 1, 65535, CFG_OFF(queue.smtp_port),
 	  "Port of the MX hosts (25; other values are for tests)."),
-	K("max_lifetime", KEY_DURATION, "5d", 60, 60 * 86400, CFG_OFF(queue.max_lifetime_s),
+	K("max_lifetime", KEY_DURATION, "5d", 1, 60 * 86400, CFG_OFF(queue.max_lifetime_s),
 	  "How long a message may wait for a recipient; then it is bounced."),
 	K("delay_warning", KEY_DURATION, "4h", 0, 60 * 86400, CFG_OFF(queue.delay_warning_s),
 	  "A delay notice goes to the sender after this long (DSN NOTIFY=DELAY, the "
@@ -305,8 +305,7 @@ static const struct conf_key_def mailbox_keys[] = {
 	K("max_message_size", KEY_SIZE, "0", 0, 4 * GB, MBX_OFF(max_message_size),
 	  "Largest message accepted for this mailbox; 0: the domain's limit."),
 	K("forward", KEY_STRLIST, NULL, 0, 0, MBX_OFF(forward),
-	  "Addresses the mailbox's mail is forwarded to (outbound delivery, issue #6; "
-	  "until it exists smtpd answers such recipients with 451 4.3.0)."),
+	  "Addresses the mailbox's mail is forwarded to (through the outbound queue)."),
 	K("forward_keep_copy", KEY_BOOL, "false", 0, 0, MBX_OFF(forward_keep_copy),
 	  "With forward: also keep a copy in this mailbox."),
 	KEND

@@ -76,9 +76,13 @@ static void write_trace_headers(struct smtp_session *s)
 	struct smtp_txn *t = s->txn;
 	char date[64];
 	rfc5322_date(date, sizeof(date), time(NULL));
-	spool_printf(t, "Return-Path: <%s>\r\n", t->from);
-	if (t->n_copies == 1)
-		spool_printf(t, "Delivered-To: %s\r\n", t->copies[0].mailbox->address);
+	/* final-delivery headers, only in the local copies (RFC 5321 4.4) */
+	if (t->n_copies > 0) {
+		spool_printf(t, "Return-Path: <%s>\r\n", t->from);
+		if (t->n_copies == 1)
+			spool_printf(t, "Delivered-To: %s\r\n", t->copies[0].mailbox->address);
+	}
+	t->local_hdr_len = t->wlen;
 	spool_printf(t, "Received: from %s (%s [%s])\r\n", s->helo[0] != '\0' ? s->helo : "unknown",
 		     s->client_name, s->client_ip);
 	spool_printf(t, "\tby %s (Warren) with %s id %s", s->conf->hostname, smtp_proto_name(s),
@@ -86,8 +90,8 @@ static void write_trace_headers(struct smtp_session *s)
 	if (net_conn_is_tls(s->conn))
 		spool_printf(t, "\r\n\t(using %s with cipher %s)", net_conn_tls_version(s->conn),
 			     net_conn_tls_cipher(s->conn));
-	if (t->n_copies == 1 && smtp_address_valid(t->copies[0].env_to, t->smtputf8))
-		spool_printf(t, "\r\n\tfor <%s>", t->copies[0].env_to);
+	if (t->rcpt_accepted == 1 && smtp_address_valid(t->first_rcpt, t->smtputf8))
+		spool_printf(t, "\r\n\tfor <%s>", t->first_rcpt);
 	spool_printf(t, ";\r\n\t%s\r\n", date);
 }
 
@@ -267,7 +271,7 @@ void smtp_cmd_data(struct smtp_session *s, const char *args)
 		smtp_reply(s, 503, "5.5.1 Error: DATA after BDAT");
 		return;
 	}
-	if (t->n_copies == 0) {
+	if (smtp_txn_rcpts(t) == 0) {
 		if (t->rcpt_tried > 0)
 			smtp_reply(s, 554, "5.5.1 Error: no valid recipients");
 		else
@@ -294,7 +298,7 @@ static void bdat_chunk_done(struct smtp_session *s)
 		/* the chunk had no transaction to go to */
 		s->bdat_discard = false;
 		smtp_enter_state(s, SMTP_STATE_HELO);
-		if (t != NULL && t->n_copies == 0 && t->rcpt_tried > 0)
+		if (t != NULL && smtp_txn_rcpts(t) == 0 && t->rcpt_tried > 0)
 			smtp_reply(s, 554, "5.5.1 Error: no valid recipients");
 		else
 			smtp_reply(s, 503, "5.5.1 Error: need RCPT command");
@@ -348,7 +352,7 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args)
 	s->n_bdat++;
 	struct smtp_txn *t = s->txn;
 	s->bdat_left = size;
-	if (t == NULL || t->n_copies == 0) {
+	if (t == NULL || smtp_txn_rcpts(t) == 0) {
 		s->bdat_discard = true;
 	} else {
 		if (!t->data_started) {

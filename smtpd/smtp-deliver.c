@@ -1,9 +1,14 @@
-/* smtp-deliver.c — local delivery of a received message: one store transaction for
- * every local copy (store_deliver, on libuv's thread pool), and "250 2.0.0 Ok:
- * queued as ID" only after it committed. Logged as Postfix logs a local delivery. */
+/* smtp-deliver.c — delivery of a received message: one store transaction for every
+ * local copy (store_deliver, on libuv's thread pool), then the outside recipients
+ * into the outbound queue (outbound_submit), and "250 2.0.0 Ok: queued as ID" only
+ * after both are durable. Logged as Postfix logs a local delivery. */
 #include "smtpd/smtp-session.h"
+#include "smtpd/outbound.h"
 #include "common/log.h"
 #include "common/pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +27,53 @@ struct deliver_job {
 	size_t n;
 	bool *grace;                /* over quota but delivered: the others were accepted */
 	int result;
+	bool outbound;              /* outside recipients follow */
+	/* a mixed message: the queue gets the spool without Return-Path/Delivered-To */
+	const char *spool_path, *out_path;
+	size_t skip;
 };
+
+/* Copies the spool from offset skip to out_path (on the thread pool). */
+static int copy_for_queue(const struct deliver_job *j)
+{
+	int in = open(j->spool_path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return STORE_EIO;
+	int out = open(j->out_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		close(in);
+		return STORE_EIO;
+	}
+	char buf[65536];
+	int ret = STORE_OK;
+	if (lseek(in, (off_t)j->skip, SEEK_SET) < 0)
+		ret = STORE_EIO;
+	for (;;) {
+		ssize_t n = ret == STORE_OK ? read(in, buf, sizeof(buf)) : 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ret = STORE_EIO;
+		if (n <= 0)
+			break;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				ret = STORE_EIO;
+				break;
+			}
+			off += w;
+		}
+		if (ret != STORE_OK)
+			break;
+	}
+	close(in);
+	if (close(out) < 0)
+		ret = STORE_EIO;
+	return ret;
+}
 
 /* Before the transaction: every copy over quota → the whole message is refused
  * (4.2.2 or 5.2.2); only some → those are delivered anyway (a one-message grace,
@@ -31,6 +82,10 @@ static int deliver_work(void *arg)
 {
 	struct deliver_job *j = arg;
 	size_t over = 0;
+	if (j->out_path != NULL && copy_for_queue(j) != STORE_OK)
+		return STORE_EIO;
+	if (j->n == 0)
+		return STORE_OK;
 	for (size_t i = 0; i < j->n; i++) {
 		if (j->rcpts[i].quota == 0)
 			continue;
@@ -42,7 +97,7 @@ static int deliver_work(void *arg)
 			over++;
 		}
 	}
-	if (over == j->n)
+	if (over == j->n && !j->outbound)
 		return STORE_EQUOTA;
 	for (size_t i = 0; i < j->n; i++)
 		if (j->grace[i])
@@ -83,6 +138,62 @@ static void log_deliveries(struct smtp_session *s, struct deliver_job *j, int re
 	}
 }
 
+static void txn_done(struct smtp_session *s)
+{
+	smtp_txn_reset(s);
+	smtp_enter_state(s, SMTP_STATE_HELO);
+	smtp_session_resume(s);
+}
+
+static void queued_done(int result, const char *queue_id, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	if (smtp_session_unbusy(s))
+		return;
+	struct smtp_txn *t = s->txn;
+	if (result == STORE_OK) {
+		s->queued++;
+		smtp_reply(s, 250, "2.0.0 Ok: queued as %s", t->queue_id);
+	} else {
+		if (t->n_copies > 0)
+			log_warn("%s: local copies delivered but the outbound part failed: the "
+				 "client will send again", t->queue_id);
+		smtp_reply(s, 451, "4.3.0 Error: queue file write error, try again later");
+	}
+	txn_done(s);
+}
+
+/* Hands the outside recipients to the queue; the reply follows in queued_done. */
+static void submit_outbound(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	struct outbound_rcpt *r = x_calloc(t->n_exts, sizeof(*r));
+	for (size_t i = 0; i < t->n_exts; i++)
+		r[i] = (struct outbound_rcpt){ t->exts[i].addr, t->exts[i].orcpt,
+					       t->exts[i].notify };
+	struct outbound_msg m = {
+		.from = t->from,
+		.spool_path = t->out_path != NULL ? t->out_path : t->spool_path,
+		.rcpts = r,
+		.n_rcpts = t->n_exts,
+		.envid = t->envid,
+		.ret = t->ret,
+		.body = (int)t->body,
+		.smtputf8 = t->smtputf8,
+		.queue_id = t->queue_id,
+		.forwarded = t->forwarded,
+	};
+	s->busy++;
+	int ret = outbound_submit(s->svc, &m, queued_done, s);
+	free(r);
+	if (ret < 0) {
+		s->busy--;
+		log_error("%s: cannot hand the message to the queue", t->queue_id);
+		smtp_reply(s, 451, "4.3.0 Error: queue file write error, try again later");
+		txn_done(s);
+	}
+}
+
 static void deliver_done(void *arg, int result)
 {
 	struct deliver_job *j = arg;
@@ -93,8 +204,12 @@ static void deliver_done(void *arg, int result)
 	size_t ok = 0;
 	for (size_t i = 0; result == STORE_OK && i < j->n; i++)
 		ok += j->rcpts[i].result == STORE_OK;
-	log_deliveries(s, j, result);
-	if (result == STORE_OK && ok > 0) {
+	if (j->n > 0)
+		log_deliveries(s, j, result);
+	if (result == STORE_OK && j->outbound && (ok > 0 || j->n == 0)) {
+		submit_outbound(s);
+		goto out;
+	} else if (result == STORE_OK && ok > 0) {
 		s->queued++;
 		smtp_reply(s, 250, "2.0.0 Ok: queued as %s", t->queue_id);
 		log_info("%s: removed", t->queue_id);
@@ -107,9 +222,7 @@ static void deliver_done(void *arg, int result)
 		log_error("%s: local delivery failed: %s", t->queue_id, store_strerror(result));
 		smtp_reply(s, 451, "4.3.0 Error: local delivery failed, try again later");
 	}
-	smtp_txn_reset(s);
-	smtp_enter_state(s, SMTP_STATE_HELO);
-	smtp_session_resume(s);
+	txn_done(s);
 out:
 	free(j->rcpts);
 	free(j->grace);
@@ -124,7 +237,8 @@ void smtp_deliver(struct smtp_session *s)
 	if (t->msgid_len > 0)
 		log_info("%s: message-id=%s", t->queue_id,
 			 log_printable(pm, sizeof(pm), t->msgid, t->msgid_len));
-	log_info("%s: from=<%s>, size=%lld, nrcpt=%u%s%s%s%s", t->queue_id,
+	if (t->n_copies > 0)
+		log_info("%s: from=<%s>, size=%lld, nrcpt=%u%s%s%s%s", t->queue_id,
 		 log_printable(pf, sizeof(pf), t->from, strlen(t->from)), (long long)size,
 		 t->rcpt_accepted, t->envid != NULL ? ", envid=" : "",
 		 t->envid != NULL ? t->envid : "",
@@ -138,6 +252,13 @@ void smtp_deliver(struct smtp_session *s)
 	j->body.len = size > 0 ? (size_t)size : 0;
 	j->from = t->from;
 	j->n = t->n_copies;
+	j->outbound = t->n_exts > 0;
+	if (j->outbound && t->n_copies > 0) {
+		t->out_path = pool_printf(t->pool, "%s.out", t->spool_path);
+		j->spool_path = t->spool_path;
+		j->out_path = t->out_path;
+		j->skip = t->local_hdr_len;
+	}
 	j->rcpts = x_calloc(j->n, sizeof(*j->rcpts));
 	j->grace = x_calloc(j->n, sizeof(*j->grace));
 	for (size_t i = 0; i < j->n; i++) {

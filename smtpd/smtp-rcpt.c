@@ -1,11 +1,11 @@
 /* smtp-rcpt.c — RCPT TO: recipient checks at RCPT time (no backscatter).
  *
- * A recipient resolves to mailbox copies: a user's mailbox, an alias or
- * distribution list (nested, with a depth bound against loops), a forward (its
- * external part needs outbound delivery, issue #6, which does not exist yet: such
- * recipients get a temporary 451 so that nothing is accepted that cannot be
- * delivered), a domain's catch-all, or the domain's multi-drop mailbox. Quota is
- * checked against the store (off the loop thread) before 250 is said.
+ * A recipient resolves to mailbox copies and outside addresses: a user's mailbox,
+ * an alias or distribution list (nested, with a depth bound against loops), a
+ * forward (its outside addresses go to the outbound queue, with or without a local
+ * copy), a domain's catch-all, or the domain's multi-drop mailbox. Other domains
+ * are relayed (through the queue) only for authenticated or trusted clients.
+ * Quota is checked against the store (off the loop thread) before 250 is said.
  */
 #include "smtpd/smtp-session.h"
 #include "common/log.h"
@@ -22,7 +22,6 @@ enum resolve_result {
 	RESOLVE_OK,
 	RESOLVE_UNKNOWN,      /* 550 5.1.1 */
 	RESOLVE_RELAY,        /* 554 5.7.1 */
-	RESOLVE_OUTBOUND,     /* 451 4.3.0: needs outbound delivery */
 	RESOLVE_LOOP,         /* 550 5.4.6 */
 };
 
@@ -30,9 +29,23 @@ struct expansion {
 	const struct warren_config *conf;
 	const struct conf_mailbox *found[SMTP_EXPAND_MAX];
 	size_t n;
-	bool external;
+	const char *ext[SMTP_EXPAND_MAX];   /* outside addresses (pointing into conf or addr) */
+	size_t n_ext;
+	bool forwarded;                     /* an outside address came from a forward/alias */
 	bool loop;
 };
+
+static void add_external(struct expansion *e, const char *addr, bool forwarded)
+{
+	for (size_t i = 0; i < e->n_ext; i++)
+		if (strcasecmp(e->ext[i], addr) == 0)
+			return;
+	if (e->n_ext < SMTP_EXPAND_MAX)
+		e->ext[e->n_ext++] = addr;
+	else
+		e->loop = true;
+	e->forwarded |= forwarded;
+}
 
 static void add_mailbox(struct expansion *e, const struct conf_mailbox *mb)
 {
@@ -56,7 +69,7 @@ static bool expand_target(struct expansion *e, const struct conf_domain *d, cons
 		return expand(e, d, target, depth);
 	const struct conf_domain *td = conf_find_domain(e->conf, at + 1);
 	if (td == NULL || td->type != CONF_DOMAIN_LOCAL) {
-		e->external = true;
+		add_external(e, target, true);
 		return true;
 	}
 	char local[SMTP_LOCAL_MAX + 1];
@@ -77,7 +90,8 @@ static bool expand(struct expansion *e, const struct conf_domain *d, const char 
 	const struct conf_mailbox *mb = conf_find_mailbox(d, local);
 	if (mb != NULL) {
 		if (mb->n_forward > 0) {
-			e->external = true;
+			for (size_t i = 0; i < mb->n_forward; i++)
+				add_external(e, mb->forward[i], true);
 			if (mb->forward_keep_copy)
 				add_mailbox(e, mb);
 		} else {
@@ -100,10 +114,16 @@ static enum resolve_result resolve(struct smtp_session *s, const char *addr,
 	*multidrop_r = false;
 	const char *at = strrchr(addr, '@');
 	const struct conf_domain *d = conf_find_domain(s->conf, at + 1);
-	if (d == NULL)
-		return smtp_relay_allowed(s) ? RESOLVE_OUTBOUND : RESOLVE_RELAY;
-	if (d->type != CONF_DOMAIN_LOCAL)
-		return RESOLVE_OUTBOUND;   /* relay_host domains need the queue (#6) */
+	if (d == NULL) {
+		if (!smtp_relay_allowed(s))
+			return RESOLVE_RELAY;
+		add_external(e, addr, false);
+		return RESOLVE_OK;
+	}
+	if (d->type != CONF_DOMAIN_LOCAL) {
+		add_external(e, addr, false);   /* the queue relays it to relay_host */
+		return RESOLVE_OK;
+	}
 	char local[SMTP_LOCAL_MAX + 1];
 	size_t n = (size_t)(at - addr);
 	if (n > SMTP_LOCAL_MAX)
@@ -122,16 +142,15 @@ static enum resolve_result resolve(struct smtp_session *s, const char *addr,
 	bool known = expand(e, d, local, 0);
 	if (!known && d->catch_all != NULL) {
 		e->n = 0;
-		e->external = false;
+		e->n_ext = 0;
+		e->forwarded = false;
 		known = expand_target(e, d, d->catch_all, 1);
 	}
 	if (!known)
 		return RESOLVE_UNKNOWN;
 	if (e->loop)
 		return RESOLVE_LOOP;
-	if (e->external)
-		return RESOLVE_OUTBOUND;
-	return e->n > 0 ? RESOLVE_OK : RESOLVE_UNKNOWN;
+	return e->n + e->n_ext > 0 ? RESOLVE_OK : RESOLVE_UNKNOWN;
 }
 
 /* RFC 5321 4.5.1: <postmaster> without a domain must be accepted. */
@@ -228,6 +247,9 @@ struct quota_job {
 	bool multidrop;
 	size_t n;
 	const struct conf_mailbox **mailboxes;
+	size_t n_ext;
+	char **ext;
+	bool forwarded;
 	bool over;
 	uint64_t size;
 };
@@ -273,7 +295,22 @@ static void accept_copies(struct smtp_session *s, struct quota_job *j)
 		if (max < t->max_size)
 			t->max_size = max;
 	}
-	t->rcpt_accepted++;
+	for (size_t i = 0; i < j->n_ext; i++) {
+		bool dup = false;
+		for (size_t c = 0; c < t->n_exts && !dup; c++)
+			dup = strcasecmp(t->exts[c].addr, j->ext[i]) == 0;
+		if (dup)
+			continue;
+		if (t->n_exts == t->cap_exts) {
+			t->cap_exts = t->cap_exts == 0 ? 8 : t->cap_exts * 2;
+			t->exts = x_realloc(t->exts, t->cap_exts * sizeof(*t->exts));
+		}
+		t->exts[t->n_exts++] = (struct smtp_ext){ pool_strdup(t->pool, j->ext[i]),
+							  orcpt, j->notify };
+	}
+	t->forwarded |= j->forwarded;
+	if (t->rcpt_accepted++ == 0)
+		t->first_rcpt = env_to;
 	smtp_txn_assign_queue_id(s);
 	smtp_reply(s, 250, "2.1.5 Ok");
 }
@@ -283,6 +320,9 @@ static void quota_job_free(struct quota_job *j)
 	free(j->addr);
 	free(j->orcpt);
 	free(j->mailboxes);
+	for (size_t i = 0; i < j->n_ext; i++)
+		free(j->ext[i]);
+	free(j->ext);
 	free(j);
 }
 
@@ -363,10 +403,6 @@ void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		reject(s, addr, 554, "5.7.1 Relay access denied");
 		free(e);
 		return;
-	case RESOLVE_OUTBOUND:
-		reject(s, addr, 451, "4.3.0 Recipient address rejected: outbound delivery is not available yet");
-		free(e);
-		return;
 	case RESOLVE_LOOP:
 		reject(s, addr, 550, "5.4.6 Recipient address rejected: alias loop or too many copies");
 		free(e);
@@ -388,8 +424,13 @@ void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	j->multidrop = multidrop;
 	j->n = e->n;
 	j->size = t->size_param;
-	j->mailboxes = x_calloc(e->n, sizeof(*j->mailboxes));
+	j->mailboxes = x_calloc(e->n + 1, sizeof(*j->mailboxes));
 	memcpy(j->mailboxes, e->found, e->n * sizeof(*j->mailboxes));
+	j->n_ext = e->n_ext;
+	j->ext = x_calloc(e->n_ext + 1, sizeof(*j->ext));
+	for (size_t i = 0; i < e->n_ext; i++)
+		j->ext[i] = x_strdup(e->ext[i]);
+	j->forwarded = e->forwarded;
 	free(e);
 	bool any_quota = false;
 	for (size_t i = 0; i < j->n; i++)

@@ -194,7 +194,7 @@ static void on_timeout(struct net_conn *conn, void *ctx)
 	struct smtp_session *s = ctx;
 	const char *after = s->state == SMTP_STATE_CONNECTED ? "CONNECT" :
 		s->state == SMTP_STATE_DATA ? "DATA" : s->state == SMTP_STATE_BDAT ? "BDAT" :
-		s->txn != NULL ? (s->txn->n_copies > 0 ? "RCPT" : "MAIL") : "command";
+		s->txn != NULL ? (smtp_txn_rcpts(s->txn) > 0 ? "RCPT" : "MAIL") : "command";
 	if (s->txn != NULL && s->txn->data_started)
 		log_info("%s: timeout after %s (%llu bytes) from %s[%s]",
 			 s->txn->queue_id, after, (unsigned long long)s->txn->size, s->client_name,

@@ -62,6 +62,14 @@ struct smtp_copy {
 	unsigned notify;
 };
 
+/* A recipient handed to the outbound queue (forwards, outside alias targets,
+ * remote domains, relaying for authenticated or trusted clients). */
+struct smtp_ext {
+	const char *addr;
+	const char *orcpt;
+	unsigned notify;
+};
+
 /* The DATA/BDAT byte parser: dot-unstuffing, end of data, bare CR/LF, line length. */
 enum smtp_dot_state { SMTP_DOT_BOL, SMTP_DOT_DOT, SMTP_DOT_DOT_CR, SMTP_DOT_TEXT,
 		      SMTP_DOT_CR, SMTP_DOT_DONE };
@@ -107,6 +115,12 @@ struct smtp_txn {
 	unsigned rcpt_accepted, rcpt_tried;
 	struct smtp_copy *copies;
 	size_t n_copies, cap_copies;
+	struct smtp_ext *exts;
+	size_t n_exts, cap_exts;
+	bool forwarded;                     /* some external recipient came from a forward/alias */
+	const char *first_rcpt;             /* for "Received: ... for <>" with one recipient */
+	size_t local_hdr_len;               /* Return-Path + Delivered-To bytes at the spool's start */
+	char *out_path;                     /* the spool without them, for the queue (mixed messages) */
 	uint64_t max_size;                  /* the smallest limit of the recipients */
 	struct timeval start;
 	/* the message being received */
@@ -194,6 +208,11 @@ bool smtp_xclient_allowed(const struct smtp_session *s);
 void smtp_txn_reset(struct smtp_session *s);
 /* Gives the transaction its queue id (at the first accepted RCPT) and logs client=. */
 void smtp_txn_assign_queue_id(struct smtp_session *s);
+/* Recipients accepted so far (local copies and outbound). */
+static inline size_t smtp_txn_rcpts(const struct smtp_txn *t)
+{
+	return t->n_copies + t->n_exts;
+}
 /* Reads message bytes in DATA/BDAT state; false when more input is needed. */
 bool smtp_data_input(struct smtp_session *s);
 /* The message is complete: deliver it (asynchronously) and reply. */

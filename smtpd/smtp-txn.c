@@ -19,7 +19,10 @@ void smtp_txn_reset(struct smtp_session *s)
 		close(t->fd);
 	if (t->spool_path != NULL)
 		unlink(t->spool_path);
+	if (t->out_path != NULL)
+		unlink(t->out_path);
 	free(t->copies);
+	free(t->exts);
 	free(t->wbuf);
 	pool_free(&t->pool);
 	free(t);

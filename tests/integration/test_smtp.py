@@ -70,8 +70,26 @@ LISTENER_EXTRA = {"smtp": "max_connections_per_ip = 200\n",
 
 
 @pytest.fixture(scope="module")
-def inst():
-    i = start_instance(domains=DOMAINS, extra=EXTRA, listener_extra=LISTENER_EXTRA,
+def remote():
+    """Another suite: the outside world (elsewhere.test) mail is relayed or forwarded to."""
+    i = start_instance(domains={"elsewhere.test": "mailbox someone { }\n"}, log_level="info",
+                       listeners={"smtp": ("smtp", "starttls")})
+    try:
+        yield i
+    finally:
+        i.cleanup()
+
+
+@pytest.fixture(scope="module")
+def inst(remote):
+    queue = textwrap.dedent(f"""\
+        queue {{
+            relayhost = "[127.0.0.1]:{remote.port('smtp')}"
+            relayhost_tls_required = false
+            scan_interval = 1s  retry_min = 1s  retry_max = 2s
+        }}
+        """)
+    i = start_instance(domains=DOMAINS, extra=EXTRA + queue, listener_extra=LISTENER_EXTRA,
                        log_level="info")
     try:
         yield i
@@ -357,24 +375,59 @@ def test_multidrop_keeps_each_envelope_recipient(inst):
     assert b"Delivered-To:" not in got[0][4]
 
 
-@pytest.mark.parametrize("rcpt", ["fwd@example.test", "fwdcopy@example.test",
-                                  "outside@example.test"])
-def test_forward_needs_outbound_temporary_failure(inst, rcpt):
-    s = smtp25(inst)
-    s.mail("x@remote.test")
-    code, text = s.rcpt(rcpt)
-    s.quit()
-    assert code == 451 and b"4.3.0" in text and b"outbound delivery is not available yet" in text
+def wait_copies(inst, user, marker, n=1, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = copies(inst, user, marker)
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
 
 
-def test_trusted_network_relay_is_temporary_until_outbound(inst):
+@pytest.mark.parametrize("rcpt,local", [("fwd@example.test", None),
+                                        ("fwdcopy@example.test", "fwdcopy@example.test"),
+                                        ("outside@example.test", "alice@example.test")])
+def test_forward_and_outside_targets_go_through_the_queue(inst, remote, rcpt, local):
+    m = deliver(inst, [rcpt], "outside part of " + rcpt)
+    got = wait_copies(remote, "someone@elsewhere.test", m)
+    assert len(got) == 1, inst.log()[-3000:]
+    box, uid, env_from, env_to, body = got[0]
+    assert env_to == "someone@elsewhere.test"
+    # the local headers stay local: one Return-Path, set by the receiving side
+    assert body.count(b"Return-Path:") == 1
+    assert b"Delivered-To: fwd" not in body and b"Delivered-To: alice" not in body
+    assert b"by mail.warren.test (Warren) with ESMTP id " in body
+    if local is not None:
+        mine = copies(inst, local, m)
+        assert len(mine) == 1 and mine[0][3] == rcpt
+    assert copies(inst, "fwd@example.test", m) == []
+
+
+def test_trusted_network_relays_through_the_queue(inst, remote):
     conn = smtp_open(inst, "smtp", ehlo=None, source="127.0.0.2")
     assert smtp_cmd(conn, "XCLIENT ADDR=192.0.2.5 NAME=relay.test")[0] == 220
     assert smtp_cmd(conn, "EHLO proxy.test")[0] == 250
     assert smtp_cmd(conn, "MAIL FROM:<x@remote.test>")[0] == 250
-    code, text = smtp_cmd(conn, "RCPT TO:<someone@elsewhere.test>")
-    assert code == 451 and text[0].startswith("4.3.0"), text
+    assert smtp_cmd(conn, "RCPT TO:<someone@elsewhere.test>")[0] == 250
+    assert smtp_cmd(conn, "DATA")[0] == 354
+    conn.send(b"Subject: relayed for a trusted network\r\n\r\nx\r\n.\r\n")
+    code, text = smtp_reply(conn)
+    assert code == 250 and "queued as" in text[0], text
     conn.close()
+    got = wait_copies(remote, "someone@elsewhere.test", b"Subject: relayed for a trusted network")
+    assert len(got) == 1
+    assert got[0][2] == "x@remote.test"
+
+
+def test_submission_relays_to_other_domains(inst, remote):
+    s = submission(inst)
+    s.sendmail("alice@example.test", ["someone@elsewhere.test", "bob@example.test"],
+               b"From: alice@example.test\r\nSubject: submitted outside\r\n\r\nhi\r\n")
+    s.quit()
+    got = wait_copies(remote, "someone@elsewhere.test", b"Subject: submitted outside")
+    assert len(got) == 1 and got[0][2] == "alice@example.test"
+    assert b" with ESMTPSA id " in got[0][4] and b"Message-ID: <" in got[0][4]
+    assert len(copies(inst, "bob@example.test", b"Subject: submitted outside")) == 1
 
 
 # ---- extensions: 8BITMIME, SMTPUTF8, BDAT ---------------------------------------------------
