@@ -196,3 +196,57 @@ void httpd_autodiscover(struct http_request *req, struct http_reply *reply)
 	buf_free(&p.address);
 	buf_free(&p.schema);
 }
+
+/* ---- Autodiscover V2 (JSON): where the POX service is --------------------------------- */
+
+/* The e-mail address of a V2 request: ?Email= or the path's …/v1.0/ADDR. */
+static const char *v2_address(struct http_request *req)
+{
+	const char *email = http_arg(req, "Email");
+	if (email != NULL)
+		return email;
+	const char *v = strstr(req->path, "/v1.0/");
+	return v != NULL && v[6] != '\0' ? v + 6 : NULL;
+}
+
+/* The host for the URL: the Host header when it names one of our domains (the
+ * client reached us under that name), else the domain's mail host. */
+static void v2_host(struct http_request *req, const struct conf_domain *domain, char *out,
+		    size_t size)
+{
+	const char *host = http_header(req, "Host");
+	if (host != NULL && mail_domain_of_host(req->conf, host) != NULL) {
+		size_t n = strcspn(host, ":");
+		snprintf(out, size, "%.*s", (int)(n < size ? n : size - 1), host);
+		for (char *p = out; *p != '\0'; p++)
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+				*p = '-';
+		return;
+	}
+	snprintf(out, size, "%s", mail_host(req->conf, domain));
+}
+
+void httpd_autodiscover_json(struct http_request *req, struct http_reply *reply)
+{
+	const char *protocol = http_arg(req, "Protocol");
+	const char *address = v2_address(req);
+	const struct conf_domain *domain = NULL;
+	if (address != NULL && (domain = mail_domain_of_address(req->conf, address)) == NULL) {
+		http_error(reply, 404, "No mail domain here for that address.");
+		return;
+	}
+	reply->content_type = "application/json; charset=utf-8";
+	if (protocol == NULL || strcasecmp(protocol, "AutodiscoverV1") != 0) {
+		/* ActiveSync, EWS, REST: not spoken here */
+		reply->status = 400;
+		buf_append_str(&reply->body, "{\"ErrorCode\":\"InvalidProtocol\",\"ErrorMessage\":"
+			       "\"The given protocol value is invalid. Supported values are "
+			       "'AutodiscoverV1'\"}\n");
+		return;
+	}
+	char host[256];
+	v2_host(req, domain, host, sizeof(host));
+	buf_printf(&reply->body, "{\"Protocol\":\"AutodiscoverV1\",\"Url\":"
+		   "\"https://%s/Autodiscover/Autodiscover.xml\"}\n", host);
+}

@@ -86,12 +86,16 @@ struct http_reply {
 
 struct http_route {
 	const char *path;                  /* compared case-insensitively */
-	unsigned methods;                  /* HTTP_GET | HTTP_POST */
+	unsigned methods;                  /* HTTP_GET | HTTP_POST | HTTP_PREFIX */
 	enum httpd_route_id id;
 	void (*handle)(struct http_request *req, struct http_reply *reply);
 };
 
-enum { HTTP_GET = 0x1, HTTP_POST = 0x2 };
+enum {
+	HTTP_GET = 0x1,
+	HTTP_POST = 0x2,
+	HTTP_PREFIX = 0x4,     /* path is a prefix: "PATH" or "PATH/..." */
+};
 
 /* route.c: libmicrohttpd's access and completion callbacks. */
 const struct http_route *httpd_route_find(const char *path);
@@ -111,6 +115,7 @@ void http_error(struct http_reply *reply, unsigned status, const char *text);
 /* The handlers. */
 void httpd_autoconfig(struct http_request *req, struct http_reply *reply);
 void httpd_autodiscover(struct http_request *req, struct http_reply *reply);
+void httpd_autodiscover_json(struct http_request *req, struct http_reply *reply);
 void httpd_mobileconfig(struct http_request *req, struct http_reply *reply);
 void httpd_mtasts(struct http_request *req, struct http_reply *reply);
 void httpd_metrics(struct http_request *req, struct http_reply *reply);

@@ -17,6 +17,10 @@ static const struct http_route routes[] = {
 	{ "/mail/config-v1.1.xml", HTTP_GET, ROUTE_AUTOCONFIG, httpd_autoconfig },
 	/* Outlook (the path is compared case-insensitively: /Autodiscover/Autodiscover.xml) */
 	{ "/autodiscover/autodiscover.xml", HTTP_POST, ROUTE_AUTODISCOVER, httpd_autodiscover },
+	/* newer Outlook asks first where the POX service is (Autodiscover V2):
+	 * /autodiscover/autodiscover.json?Email=…&Protocol=… or …json/v1.0/ADDR?Protocol=… */
+	{ "/autodiscover/autodiscover.json", HTTP_GET | HTTP_PREFIX, ROUTE_AUTODISCOVER,
+	  httpd_autodiscover_json },
 	/* Apple configuration profile */
 	{ "/apple/mobileconfig", HTTP_GET, ROUTE_MOBILECONFIG, httpd_mobileconfig },
 	{ "/.well-known/mobileconfig", HTTP_GET, ROUTE_MOBILECONFIG, httpd_mobileconfig },
@@ -36,9 +40,13 @@ const char *httpd_route_name(enum httpd_route_id id)
 
 const struct http_route *httpd_route_find(const char *path)
 {
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strcasecmp(routes[i].path, path) == 0)
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		size_t n = strlen(routes[i].path);
+		if (strcasecmp(routes[i].path, path) == 0 ||
+		    ((routes[i].methods & HTTP_PREFIX) && strncasecmp(routes[i].path, path, n) == 0 &&
+		     path[n] == '/'))
 			return &routes[i];
+	}
 	return NULL;
 }
 

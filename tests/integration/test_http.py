@@ -293,6 +293,31 @@ def test_autodiscover_with_curl(suite):
     assert autodiscover_protocols(out.stdout)["IMAP"]["LoginName"] == "bob@example.test"
 
 
+def test_autodiscover_v2_json_points_to_the_pox_service(suite):
+    """Newer Outlook first asks the JSON service (Autodiscover V2) for the URL of
+    the POX one."""
+    import json
+    resp, data = request(suite, "/autodiscover/autodiscover.json/v1.0/alice@example.test"
+                         "?Protocol=AutodiscoverV1&RedirectCount=1",
+                         host="autodiscover.example.test")
+    assert resp.status == 200
+    assert resp.getheader("Content-Type").startswith("application/json")
+    assert json.loads(data) == {"Protocol": "AutodiscoverV1",
+                                "Url": "https://autodiscover.example.test/Autodiscover/Autodiscover.xml"}
+    # the query form, reached by address: the domain's mail host
+    resp, data = request(suite, "/autodiscover/autodiscover.json?Email=carol%40example.org"
+                         "&Protocol=autodiscoverv1")
+    assert resp.status == 200
+    assert json.loads(data)["Url"] == f"https://{ORG_HOST}/Autodiscover/Autodiscover.xml"
+    resp, data = request(suite, "/autodiscover/autodiscover.json?Email=carol%40example.org"
+                         "&Protocol=ActiveSync")
+    assert resp.status == 400 and json.loads(data)["ErrorCode"] == "InvalidProtocol"
+    resp, _ = request(suite, "/autodiscover/autodiscover.json/v1.0/x@unknown.test"
+                      "?Protocol=AutodiscoverV1")
+    assert resp.status == 404
+    assert request(suite, "/autodiscover/autodiscover.jsonx")[0].status == 404
+
+
 # ---- Apple configuration profile --------------------------------------------------------
 
 def test_mobileconfig_profile(suite):
