@@ -55,6 +55,7 @@ static void cmd_ehlo(struct smtp_session *s, const char *args)
 		net_conn_write_str(c, "250-XCLIENT ADDR NAME HELO PROTO LOGIN\r\n");
 	net_conn_write_str(c, "250-ENHANCEDSTATUSCODES\r\n");
 	net_conn_write_str(c, "250-8BITMIME\r\n");
+	net_conn_write_str(c, "250-BINARYMIME\r\n");
 	net_conn_write_str(c, "250-DSN\r\n");
 	net_conn_write_str(c, "250-SMTPUTF8\r\n");
 	net_conn_write_str(c, "250 CHUNKING\r\n");

@@ -271,6 +271,11 @@ void smtp_cmd_data(struct smtp_session *s, const char *args)
 		smtp_reply(s, 503, "5.5.1 Error: DATA after BDAT");
 		return;
 	}
+	if (t->body == SMTP_BODY_BINARYMIME) {
+		/* RFC 3030 3: a BINARYMIME message can only be sent with BDAT */
+		smtp_reply(s, 503, "5.5.1 Error: BODY=BINARYMIME needs BDAT");
+		return;
+	}
 	if (smtp_txn_rcpts(t) == 0) {
 		if (t->rcpt_tried > 0)
 			smtp_reply(s, 554, "5.5.1 Error: no valid recipients");
