@@ -1034,3 +1034,78 @@ def test_thread_references(inst):
     assert untagged == ["* THREAD ((2 3)(4))(5 8)((6)(7))"], untagged
     conn.close()
     imap.logout()
+
+
+# ---- Apple Mail and a phone client (K-9 / Thunderbird for Android) -----------------
+
+def test_apple_mail_sequence(inst):
+    seed = login(inst)
+    for i in range(4):
+        ok(seed.append("INBOX", "(\\Seen)" if i < 2 else None, None, MULTIPART if i == 3 else MESSAGE))
+    seed.logout()
+    conn = raw_login(inst)
+    untagged, tagged = imap_cmd(conn, "1", 'ID ("name" "Mac OS X Mail" "version" "16.0")')
+    assert tagged.startswith("1 OK")
+    untagged, tagged = imap_cmd(conn, "2", "ENABLE QRESYNC")
+    assert "* ENABLED QRESYNC" in untagged
+    untagged, tagged = imap_cmd(conn, "3", 'LIST "" "*" RETURN (SPECIAL-USE SUBSCRIBED)')
+    assert tagged.startswith("3 OK") and len(untagged) == 6
+    assert any("\\Subscribed" in u and "\\Sent" in u for u in untagged), untagged
+    untagged, tagged = imap_cmd(conn, "4", 'STATUS "INBOX" (MESSAGES UIDNEXT UIDVALIDITY UNSEEN '
+                                'HIGHESTMODSEQ)')
+    assert "MESSAGES 4" in untagged[0] and "UNSEEN 2" in untagged[0]
+    untagged, tagged = imap_cmd(conn, "5", "SELECT INBOX (CONDSTORE)")
+    assert tagged.startswith("5 OK [READ-WRITE]")
+    untagged, tagged = imap_cmd(conn, "6", "UID SEARCH RETURN (ALL) UNDELETED")
+    assert untagged == ['* ESEARCH (TAG "6") UID ALL 1:4'], untagged
+    untagged, tagged = imap_cmd(conn, "7", "UID FETCH 1:4 (UID FLAGS INTERNALDATE RFC822.SIZE "
+                                "BODYSTRUCTURE BODY.PEEK[HEADER.FIELDS (Date Subject From To "
+                                "Message-ID In-Reply-To References)]) (CHANGEDSINCE 1)")
+    assert tagged.startswith("7 OK") and sum("FETCH" in u for u in untagged) == 4
+    untagged, tagged = imap_cmd(conn, "8", "UID FETCH 4 (BODY.PEEK[1] BODY.PEEK[2.MIME])")
+    assert untagged[:2] == ["* 4 FETCH (UID 4 BODY[1] {10}", "first part BODY[2.MIME] {142}"]
+    untagged, tagged = imap_cmd(conn, "9", "UID STORE 3 +FLAGS.SILENT (\\Seen)")
+    assert tagged.startswith("9 OK")
+    untagged, tagged = imap_cmd(conn, "10", "UID MOVE 4 Archive")
+    assert "* VANISHED 4" in untagged and any("COPYUID" in u for u in untagged), untagged
+    untagged, tagged = imap_cmd(conn, "11", "NOOP")
+    assert tagged.startswith("11 OK")
+    conn.close()
+
+
+def test_phone_client_sequence(inst):
+    seed = login(inst)
+    for _ in range(3):
+        ok(seed.append("INBOX", None, None, MULTIPART))
+    seed.logout()
+    conn = raw_login(inst)
+    untagged, tagged = imap_cmd(conn, "1", "CAPABILITY")
+    assert "IDLE" in untagged[0] and "UIDPLUS" in untagged[0]
+    untagged, tagged = imap_cmd(conn, "2", 'LIST "" "*"')
+    assert len(untagged) == 6
+    untagged, tagged = imap_cmd(conn, "3", "SELECT INBOX")
+    untagged, tagged = imap_cmd(conn, "4", "UID SEARCH 1:* NOT DELETED")
+    assert untagged == ["* SEARCH 1 2 3"], untagged
+    untagged, tagged = imap_cmd(conn, "5", "UID FETCH 1:3 (UID INTERNALDATE RFC822.SIZE "
+                                "BODY.PEEK[HEADER.FIELDS (date subject from content-type to cc "
+                                "bcc reply-to message-id references in-reply-to "
+                                "X-K9mail-Identity Chat-Version)])")
+    assert sum("FETCH" in u for u in untagged) == 3
+    untagged, tagged = imap_cmd(conn, "6", "UID FETCH 2 (UID RFC822.SIZE BODYSTRUCTURE)")
+    assert '"mixed"' in untagged[0]
+    untagged, tagged = imap_cmd(conn, "7", "UID FETCH 2 (UID BODY.PEEK[1]<0.4096>)")
+    assert untagged == ["* 2 FETCH (UID 2 BODY[1]<0> {10}", "first part)"], untagged
+    untagged, tagged = imap_cmd(conn, "8", "UID STORE 2 +FLAGS.SILENT (\\Seen)")
+    assert untagged == [] and tagged.startswith("8 OK")
+    untagged, tagged = imap_cmd(conn, "9", "UID COPY 1 Trash")
+    assert re.match(r"9 OK \[COPYUID \d+ 1 1\]", tagged), tagged
+    imap_cmd(conn, "10", "UID STORE 1 +FLAGS.SILENT (\\Deleted)")
+    untagged, tagged = imap_cmd(conn, "11", "UID EXPUNGE 1")
+    assert untagged == ["* 1 EXPUNGE"], untagged
+    conn.send_line("12 IDLE")
+    assert conn.readline().startswith("+ ")
+    assert conn.nothing_within(0.5)
+    conn.send_line("DONE")
+    _, tagged = imap_read_tagged(conn, "12")
+    assert tagged.startswith("12 OK")
+    conn.close()
