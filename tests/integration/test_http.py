@@ -509,3 +509,47 @@ def test_master_survives_a_missing_httpd_binary(tmp_path):
         inst.proc = None
         inst.logf.close()
         inst.cleanup()
+
+
+def _sanitizer_build():
+    cache = os.path.join(os.environ.get("WARREN_BUILD", ""), "CMakeCache.txt")
+    try:
+        with open(cache) as f:
+            return "WARREN_SANITIZE:BOOL=ON" in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(__import__("shutil").which("valgrind") is None,
+                    reason="valgrind not installed")
+@pytest.mark.skipif(_sanitizer_build(), reason="a sanitizer build: ASan checks it instead")
+def test_httpd_valgrind_clean():
+    """Every endpoint, bad requests and a reload under valgrind: no invalid access,
+    nothing left allocated after SIGTERM."""
+    inst = WarrenInstance(listeners=HTTP_LISTENERS, domains=DOMAINS,
+                          listener_extra=LISTENER_EXTRA)
+    proc = subprocess.Popen(["valgrind", "--quiet", "--leak-check=full", "--show-leak-kinds=all",
+                             "--errors-for-leak-kinds=all", "--error-exitcode=9", "--vgdb=no",
+                             os.path.join(BIN, "warren-httpd"), "-c", inst.config_path],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert wait_port(inst.address, inst.port("http"), timeout=60)
+        for path, status in [("/mail/config-v1.1.xml?emailaddress=alice@example.test", 200),
+                             ("/.well-known/autoconfig/mail/config-v1.1.xml", 200),
+                             ("/apple/mobileconfig?emailaddress=carol@example.org", 200),
+                             ("/apple/mobileconfig", 400), ("/metrics", 200), ("/nope", 404),
+                             ("/autodiscover/autodiscover.json?Protocol=AutodiscoverV1", 200)]:
+            assert request(inst, path)[0].status == status, path
+        assert request(inst, "/.well-known/mta-sts.txt", host="mta-sts.example.org")[0].status == 200
+        for body, status in [(autodiscover_body("alice@example.test"), 200), (b"<bad", 400),
+                             (b"x" * 100000, 413)]:
+            assert request(inst, "/autodiscover/autodiscover.xml", "POST", body)[0].status == status
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert request(inst, "/mail/config-v1.1.xml")[0].status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=120)[0].decode()
+        inst.cleanup()
+    assert proc.returncode == 0, out
+    assert not re.search(r"^==\d+==", out, re.M), out
