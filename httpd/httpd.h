@@ -125,6 +125,11 @@ void xml_escape(struct buf *out, const char *s);
 /* A "key" element with a string value, for plists. */
 void plist_string(struct buf *out, const char *indent, const char *key, const char *value);
 
+/* sign.c: appends the DER CMS signed-data of in (signed with the certificate
+ * chain and key in the PEM files) to out. -1 (logged) when it cannot. */
+int httpd_sign_profile(const char *cert_file, const char *key_file, const struct buf *in,
+		       struct buf *out);
+
 /* net-allow.c: is ip inside one of the networks ("192.0.2.0/24", "::1")? */
 bool httpd_ip_allowed(const char *ip, const char *const *nets, size_t n);
 

@@ -8,7 +8,8 @@
  * UseSSL is true for implicit TLS and STARTTLS alike (Apple Mail then negotiates
  * STARTTLS on a STARTTLS port). The UUIDs are derived from the address, so a
  * profile downloaded again replaces the installed one instead of adding a
- * second account. The profile is not signed (docs/httpd.md).
+ * second account. The profile is signed (CMS) with the domain's certificate, or
+ * the default one; without a readable certificate it goes out unsigned.
  */
 #include "httpd/httpd.h"
 #include "httpd/mailconf.h"
@@ -142,5 +143,13 @@ void httpd_mobileconfig(struct http_request *req, struct http_reply *reply)
 		 domain->name);
 	reply->content_type = "application/x-apple-aspen-config";
 	reply->disposition = disposition;
-	profile(&reply->body, req->conf, domain, address, &in, &smtp);
+	struct buf plist = BUF_INIT(HTTPD_MAX_REPLY);
+	profile(&plist, req->conf, domain, address, &in, &smtp);
+	const struct conf_tls *tls = domain->tls.cert_file != NULL ? &domain->tls : &req->conf->tls;
+	if (tls->cert_file == NULL || tls->key_file == NULL ||
+	    httpd_sign_profile(tls->cert_file, tls->key_file, &plist, &reply->body) < 0) {
+		buf_clear(&reply->body);
+		buf_append(&reply->body, buf_data(&plist), buf_len(&plist));
+	}
+	buf_free(&plist);
 }

@@ -320,12 +320,34 @@ def test_autodiscover_v2_json_points_to_the_pox_service(suite):
 
 # ---- Apple configuration profile --------------------------------------------------------
 
+def verify_profile(data):
+    """(plist bytes, signer certificate PEM) of a signed profile, checking the CMS
+    signature the way a device does (the chain itself is self-signed here)."""
+    import tempfile
+    with tempfile.NamedTemporaryFile(suffix=".pem") as signer:
+        out = subprocess.run(["openssl", "cms", "-verify", "-inform", "DER", "-noverify",
+                              "-binary", "-signer", signer.name], input=data,
+                             capture_output=True, timeout=20)
+        assert out.returncode == 0, out.stderr.decode()
+        return out.stdout, open(signer.name).read()
+
+
+def load_profile(data):
+    return plistlib.loads(verify_profile(data)[0])
+
+
+def cert_cn(pem):
+    out = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "multiline"],
+                         input=pem.encode(), capture_output=True, timeout=20)
+    return re.search(r"commonName\s*=\s*(\S+)", out.stdout.decode()).group(1)
+
+
 def test_mobileconfig_profile(suite):
     resp, data = request(suite, "/apple/mobileconfig?emailaddress=carol@example.org")
     assert resp.status == 200
     assert resp.getheader("Content-Type") == "application/x-apple-aspen-config"
     assert "example.org.mobileconfig" in resp.getheader("Content-Disposition")
-    profile = plistlib.loads(data)
+    profile = load_profile(data)
     assert profile["PayloadType"] == "Configuration"
     assert profile["PayloadVersion"] == 1
     (payload,) = profile["PayloadContent"]
@@ -342,11 +364,40 @@ def test_mobileconfig_profile(suite):
     assert payload["IncomingMailServerAuthentication"] == "EmailAuthPassword"
     assert profile["PayloadUUID"] != payload["PayloadUUID"]
     # the same address gets the same UUIDs (a new download replaces the profile)
-    again = plistlib.loads(request(suite, "/apple/mobileconfig?emailaddress=carol@example.org")[1])
+    again = load_profile(request(suite, "/apple/mobileconfig?emailaddress=carol@example.org")[1])
     assert again["PayloadUUID"] == profile["PayloadUUID"]
-    other = plistlib.loads(request(suite, "/apple/mobileconfig?emailaddress=alice@example.test")[1])
+    other = load_profile(request(suite, "/apple/mobileconfig?emailaddress=alice@example.test")[1])
     assert other["PayloadUUID"] != profile["PayloadUUID"]
     assert other["PayloadContent"][0]["IncomingMailServerHostName"] == HOST
+
+
+def test_mobileconfig_is_signed_with_the_domains_certificate(make_warren):
+    from warren import make_cert
+    inst = make_warren(listeners={"imaps": ("imap", "implicit"),
+                                  "submissions": ("submission", "implicit"),
+                                  "http": ("http", "none")}, domains=dict(DOMAINS))
+    cert, key = make_cert(inst.dir, "org", [ORG_HOST])
+    inst.domains["example.org"] += f'tls {{ cert = "{cert}"  key = "{key}" }}\n'
+    inst.write_config()
+    inst.start()
+    _, signer = verify_profile(request(inst, "/apple/mobileconfig?emailaddress=carol@example.org")[1])
+    assert cert_cn(signer) == ORG_HOST
+    # a domain without its own certificate: the default one
+    _, signer = verify_profile(request(inst, "/apple/mobileconfig?emailaddress=alice@example.test")[1])
+    assert cert_cn(signer) == "mail.warren.test"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the key must be unreadable to httpd")
+def test_mobileconfig_unsigned_when_the_key_is_unreadable(make_warren):
+    inst = make_warren(listeners={"imaps": ("imap", "implicit"),
+                                  "submissions": ("submission", "implicit"),
+                                  "http": ("http", "none")}, domains=DOMAINS)
+    os.chmod(inst.key, 0o600)          # root's; httpd runs as nobody
+    inst.start()
+    resp, data = request(inst, "/apple/mobileconfig?emailaddress=alice@example.test")
+    assert resp.status == 200
+    assert plistlib.loads(data)["PayloadContent"][0]["EmailAddress"] == "alice@example.test"
+    assert "the profile goes out unsigned" in inst.wait_log("goes out unsigned")
 
 
 def test_mobileconfig_escapes_the_address(suite):
@@ -354,7 +405,7 @@ def test_mobileconfig_escapes_the_address(suite):
     address = "o'neil&co@example.test"
     resp, data = request(suite, "/apple/mobileconfig?emailaddress=" + quote(address))
     assert resp.status == 200
-    assert plistlib.loads(data)["PayloadContent"][0]["EmailAddress"] == address
+    assert load_profile(data)["PayloadContent"][0]["EmailAddress"] == address
 
 
 def test_mobileconfig_needs_a_known_address(suite):
@@ -369,7 +420,7 @@ def test_mobileconfig_pop3_only(make_warren):
     inst.start()
     resp, data = request(inst, "/apple/mobileconfig?emailaddress=alice@example.test")
     assert resp.status == 200
-    payload = plistlib.loads(data)["PayloadContent"][0]
+    payload = load_profile(data)["PayloadContent"][0]
     assert payload["EmailAccountType"] == "EmailTypePOP"
     assert payload["IncomingMailServerPortNumber"] == inst.port("pop3")
     assert payload["IncomingMailServerUseSSL"] is True      # STARTTLS
