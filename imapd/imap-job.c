@@ -95,6 +95,13 @@ static void job_done(void *arg, int result)
 		job->done(job, result);
 	bool keep = job->keep_waiting;
 	job_free(job);
+	if (s->sel != NULL && s->sel->gone && !keep && s->state != IMAP_STATE_LOGOUT) {
+		/* as Dovecot does: the client reconnects and finds the folder list changed */
+		log_info("%s: selected mailbox %s was deleted", s->id, s->sel->name);
+		imap_untagged(s, "BYE Mailbox was deleted.");
+		imap_session_logout(s);
+		return;
+	}
 	if (!keep && s->jobs == 0 && s->state != IMAP_STATE_LOGOUT) {
 		imap_session_resume(s);
 		idle_sync_if_needed(s);
@@ -142,8 +149,10 @@ int imap_sync_work(struct imap_job *job, bool allow_expunge)
 	char user[320];
 	sel->changed = false;
 	int ret = store_mailbox_get_by_id(job->store, sel->id, user, sizeof(user), &mb);
+	if (ret == STORE_ENOTFOUND)
+		sel->gone = true;    /* the session ends after this reply */
 	if (ret != 0)
-		return ret;   /* deleted under us: the client learns it from its next command */
+		return ret;
 	if (mb.highestmodseq == sel->highestmodseq && mb.uidnext == sel->uidnext &&
 	    mb.messages == sel->count)
 		return 0;

@@ -57,6 +57,7 @@ struct imap_selected {
 	struct imap_msg *msgs;
 	size_t count, cap;
 	bool changed;                /* a notification arrived: sync before the next reply */
+	bool gone;                   /* deleted (or renamed away) by someone else */
 };
 
 struct imap_session;

@@ -1109,3 +1109,27 @@ def test_phone_client_sequence(inst):
     _, tagged = imap_read_tagged(conn, "12")
     assert tagged.startswith("12 OK")
     conn.close()
+
+
+def test_selected_mailbox_deleted_by_other_session(inst):
+    imap = login(inst)
+    ok(imap.create("Work"))
+    ok(imap.append("Work", None, None, MESSAGE))
+    a = raw_login(inst)
+    imap_cmd(a, "a1", "SELECT Work")
+    a.send_line("a2 IDLE")
+    assert a.readline().startswith("+ ")
+    ok(imap.delete("Work"))
+    assert a.readline(timeout=5) == "* BYE Mailbox was deleted."
+    assert a.closed_within(5)
+    # a session that selected it and was not idle hears it at its next command
+    ok(imap.create("Work"))
+    b = raw_login(inst)
+    imap_cmd(b, "b1", "SELECT Work")
+    ok(imap.delete("Work"))
+    time.sleep(0.2)
+    untagged, tagged = imap_cmd(b, "b2", "NOOP")
+    assert tagged.startswith("b2 OK"), tagged
+    assert b.readline(timeout=5) == "* BYE Mailbox was deleted."
+    assert b.closed_within(5)
+    imap.logout()
