@@ -854,9 +854,15 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_arg *args, size_t
 			flag = &s->enabled_qresync;
 		else if (strcasecmp(c, "UTF8=ACCEPT") == 0)
 			flag = &s->enabled_utf8;
+		else if (strcasecmp(c, "IMAP4rev2") == 0)
+			flag = &s->enabled_rev2;
 		if (flag == NULL || *flag)
 			continue;
 		*flag = true;
+		if (flag == &s->enabled_rev2) {
+			/* IMAP4rev2 names mailboxes in UTF-8 (modified UTF-7 is for rev1) */
+			s->enabled_utf8 = true;
+		}
 		if (flag == &s->enabled_qresync && !s->enabled_condstore) {
 			/* QRESYNC implies CONDSTORE (RFC 7162 3.2.3) */
 			s->enabled_condstore = true;
@@ -864,7 +870,8 @@ void imap_cmd_enable(struct imap_session *s, const struct imap_arg *args, size_t
 		if (o < sizeof(enabled))
 			o += (size_t)snprintf(enabled + o, sizeof(enabled) - o, " %s",
 					      flag == &s->enabled_condstore ? "CONDSTORE" :
-					      flag == &s->enabled_qresync ? "QRESYNC" : "UTF8=ACCEPT");
+					      flag == &s->enabled_qresync ? "QRESYNC" :
+					      flag == &s->enabled_rev2 ? "IMAP4rev2" : "UTF8=ACCEPT");
 	}
 	imap_untagged(s, "ENABLED%s", enabled);
 	imap_tagged(s, "OK", "Enabled.");

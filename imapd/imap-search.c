@@ -797,6 +797,11 @@ struct search_job *imap_search_parse(struct imap_session *s, const struct imap_a
 	}
 	sj->root = and;
 	sj->has_modseq = ps.has_modseq;
+	if (s->enabled_rev2 && !sj->esearch) {
+		/* IMAP4rev2: SEARCH always answers with ESEARCH (RFC 9051 6.4.4) */
+		sj->esearch = true;
+		sj->ret = R_ALL;
+	}
 	if (ps.has_modseq)
 		s->enabled_condstore = true;
 	return sj;

@@ -137,9 +137,16 @@ static int select_work(struct imap_job *job)
 				  k[0] != '\0' ? " " : "", k);
 	buf_free(&kw);
 	imap_job_untagged(job, "%zu EXISTS", n);
-	imap_job_untagged(job, "0 RECENT");
-	if (first_unseen != 0)
-		imap_job_untagged(job, "OK [UNSEEN %zu] First unseen.", first_unseen);
+	if (s->enabled_rev2) {
+		/* IMAP4rev2 dropped RECENT and UNSEEN; it wants the mailbox's LIST line */
+		buf_append_str(&job->out, "* LIST () \"/\" ");
+		imap_append_mailbox(&job->out, sel->name, s->enabled_utf8);
+		buf_append_str(&job->out, "\r\n");
+	} else {
+		imap_job_untagged(job, "0 RECENT");
+		if (first_unseen != 0)
+			imap_job_untagged(job, "OK [UNSEEN %zu] First unseen.", first_unseen);
+	}
 	imap_job_untagged(job, "OK [UIDVALIDITY %u] UIDs valid", sel->uidvalidity);
 	imap_job_untagged(job, "OK [UIDNEXT %u] Predicted next UID", sel->uidnext);
 	imap_job_untagged(job, "OK [HIGHESTMODSEQ %llu] Highest",

@@ -121,11 +121,11 @@ bool imap_plaintext_allowed(const struct imap_session *s)
 /* Extensions of the authenticated states, each complete and tested. */
 #define IMAP_CAPS_AUTHED "ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN " \
 	"SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE ESEARCH " \
-	"CONDSTORE QRESYNC WITHIN SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE BINARY"
+	"CONDSTORE QRESYNC WITHIN SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE BINARY UTF8=ACCEPT"
 
 const char *imap_capabilities(const struct imap_session *s, char *buf, size_t size)
 {
-	size_t o = (size_t)snprintf(buf, size, "IMAP4rev1 LITERAL+ SASL-IR ID");
+	size_t o = (size_t)snprintf(buf, size, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID");
 	if (s->state != IMAP_STATE_NOT_AUTH && o < size)
 		o += (size_t)snprintf(buf + o, size - o, " " IMAP_CAPS_AUTHED " APPENDLIMIT=%llu",
 				      (unsigned long long)imap_max_message_size(s));

@@ -104,6 +104,7 @@ struct imap_session {
 	bool enabled_condstore;      /* ENABLE CONDSTORE or SELECT (CONDSTORE) */
 	bool enabled_qresync;
 	bool enabled_utf8;           /* ENABLE UTF8=ACCEPT */
+	bool enabled_rev2;           /* ENABLE IMAP4rev2 */
 	bool is_append;              /* the command being assembled is APPEND */
 };
 

@@ -429,9 +429,13 @@ void imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t
 	aj->quota = imap_quota(s);
 	aj->msgs = x_calloc(APPEND_MESSAGES_MAX, sizeof(*aj->msgs));
 	size_t total = 0;
-	for (size_t i = 1; i < n; i++)
+	for (size_t i = 1; i < n; i++) {
 		if (args[i].type == IMAP_ARG_LITERAL)
 			total += args[i].len;
+		else if (args[i].type == IMAP_ARG_LIST && args[i].n_list == 1 &&
+			 args[i].list[0].type == IMAP_ARG_LITERAL)
+			total += args[i].list[0].len;
+	}
 	aj->copy = x_malloc(total + 1);
 	size_t used = 0;
 	const char *error = syntax;
@@ -457,6 +461,21 @@ void imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t
 				goto bad;
 			}
 			i++;
+		}
+		/* UTF8 (~{n}...) after ENABLE UTF8=ACCEPT (RFC 6855 4) */
+		if (i + 1 < n && args[i].type == IMAP_ARG_ATOM && strcasecmp(args[i].str, "UTF8") == 0 &&
+		    args[i + 1].type == IMAP_ARG_LIST && args[i + 1].n_list == 1 &&
+		    args[i + 1].list[0].type == IMAP_ARG_LITERAL && s->enabled_utf8) {
+			const struct imap_arg *lit = &args[i + 1].list[0];
+			if (lit->len > imap_max_message_size(s))
+				toobig = true;
+			memcpy(aj->copy + used, lit->str, lit->len);
+			m->data = aj->copy + used;
+			m->len = lit->len;
+			used += lit->len;
+			aj->n_msgs++;
+			i += 2;
+			continue;
 		}
 		if (i >= n || args[i].type != IMAP_ARG_LITERAL)
 			goto bad;

@@ -427,7 +427,15 @@ int imap_mailbox_from_client(const char *name, bool utf8, char *out, size_t size
 void imap_append_mailbox(struct buf *out, const char *name, bool utf8)
 {
 	if (utf8) {
-		imap_append_astring(out, name, strlen(name));
+		/* UTF8=ACCEPT / IMAP4rev2: 8-bit in quoted strings (RFC 6855 3) */
+		size_t len = strlen(name);
+		bool eight = false;
+		for (size_t i = 0; i < len; i++)
+			eight |= (unsigned char)name[i] >= 0x80;
+		if (eight && len <= 1024)
+			append_quoted(out, name, len);
+		else
+			imap_append_astring(out, name, len);
 		return;
 	}
 	struct buf b = BUF_INIT(4096);

@@ -1133,3 +1133,37 @@ def test_selected_mailbox_deleted_by_other_session(inst):
     assert b.readline(timeout=5) == "* BYE Mailbox was deleted."
     assert b.closed_within(5)
     imap.logout()
+
+
+def test_utf8_accept_and_imap4rev2(inst):
+    imap = login(inst)
+    ok(imap.create("Entw&APw-rfe"))
+    ok(imap.append("INBOX", "(\\Seen)", None, MESSAGE))
+    imap.logout()
+    conn = raw_login(inst)
+    untagged, tagged = imap_cmd(conn, "c", "CAPABILITY")
+    assert " IMAP4rev2 " in untagged[0] and " UTF8=ACCEPT" in untagged[0]
+    untagged, tagged = imap_cmd(conn, "e1", "ENABLE IMAP4rev2")
+    assert untagged == ["* ENABLED IMAP4rev2"], untagged
+    untagged, tagged = imap_cmd(conn, "s1", "SELECT INBOX")
+    assert tagged.startswith("s1 OK")
+    assert '* LIST () "/" INBOX' in untagged and not any("RECENT" in u for u in untagged)
+    untagged, tagged = imap_cmd(conn, "q1", "SEARCH SEEN")
+    assert untagged == ['* ESEARCH (TAG "q1") ALL 1'], untagged
+    untagged, tagged = imap_cmd(conn, "q2", "UID SEARCH UNSEEN")
+    assert untagged == ['* ESEARCH (TAG "q2") UID'], untagged
+    untagged, tagged = imap_cmd(conn, "l1", 'LIST "" "Entw*"')
+    assert untagged == ['* LIST (\\HasNoChildren) "/" "Entwürfe"'], untagged
+    # UTF-8 names in, and APPEND's UTF8 data item
+    name = "Überweisungen".encode()
+    conn.send(b"c1 CREATE {%d+}\r\n" % len(name) + name + b"\r\n")
+    _, tagged = imap_read_tagged(conn, "c1")
+    assert tagged.startswith("c1 OK"), tagged
+    body = "From: a@example.test\r\nSubject: Grüße\r\n\r\nhi\r\n".encode()
+    conn.send(b"a1 APPEND INBOX UTF8 (~{%d+}\r\n" % len(body) + body + b")\r\n")
+    _, tagged = imap_read_tagged(conn, "a1")
+    assert tagged.startswith("a1 OK [APPENDUID"), tagged
+    conn.close()
+    imap = login(inst)
+    assert "&ANw-berweisungen" in list_names(ok(imap.list('""', "*")))
+    imap.logout()
