@@ -41,6 +41,8 @@ static void read_done(struct pop3_job *job, int result)
 	struct pop3_session *s = job->s;
 	struct pop3_stream *st = &s->stream;
 	const struct pop3_message *m = &s->drop.msgs[st->msg];
+	if (st->kind != POP3_STREAM_MESSAGE)
+		return;         /* the connection is closing (idle timeout, shutdown) */
 	if (result != STORE_OK) {
 		log_error("%s: cannot read UID %u of %s: %s", s->id, m->uid, s->mailbox->address,
 			  store_strerror(result));
@@ -78,6 +80,9 @@ static void read_done(struct pop3_job *job, int result)
 		n += pop3_stuff_finish(&st->stuff, out + n);
 	net_conn_write(s->conn, out, n);
 	free(out);
+	/* a client taking a large message slowly is not idle */
+	if (s->state == POP3_STATE_TRANSACTION)
+		net_conn_set_idle_timeout(s->conn, s->listener->idle_timeout_s * 1000);
 	if (end) {
 		message_done(s, m);
 		return;

@@ -176,7 +176,12 @@ static void on_timeout(struct net_conn *conn, void *ctx)
 {
 	struct pop3_session *s = ctx;
 	log_info("%s: disconnected for inactivity: rip=%s", s->id, net_conn_peer_ip(conn));
-	pop3_err(s, "Disconnected for inactivity.");
+	/* never in the middle of a multi-line response: the client would take the
+	 * line for part of the message */
+	if (s->stream.kind == POP3_STREAM_NONE)
+		pop3_err(s, "Disconnected for inactivity.");
+	s->stream.kind = POP3_STREAM_NONE;
+	pop3_enter_state(s, POP3_STATE_UPDATE);
 }
 
 static void on_close(struct net_conn *conn, void *ctx)
@@ -249,7 +254,9 @@ void pop3_sessions_shutdown(struct service *svc)
 	for (struct pop3_session *s = list->head; s != NULL; s = s->next) {
 		if (s->state == POP3_STATE_UPDATE)
 			continue;
-		pop3_err(s, "[SYS/TEMP] Server shutting down.");
+		if (s->stream.kind == POP3_STREAM_NONE)
+			pop3_err(s, "[SYS/TEMP] Server shutting down.");
+		s->stream.kind = POP3_STREAM_NONE;
 		pop3_session_close(s);
 	}
 	list->stopping = true;

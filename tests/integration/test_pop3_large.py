@@ -89,3 +89,40 @@ def test_client_gone_in_the_middle_of_retr_and_list(suite):
     pop.quit()
     assert suite.children() == pids
     assert len(store_list(suite, "extra2")) == 1
+
+
+def test_slow_reader_of_a_large_message_is_not_idle():
+    """A client that takes longer than the idle timeout to read one large message
+    still gets all of it: sending counts as activity (the idle timer restarts
+    with every chunk handed to the connection)."""
+    import socket
+    from warren import WarrenInstance
+    from test_pop3 import domains_config
+    inst = WarrenInstance(listeners={"pop3s": ("pop3", "implicit")},
+                          domains=domains_config(["slow"]),
+                          listener_extra={"pop3s": "idle_timeout = 2s\n"}, log_level="info")
+    inst.start()
+    try:
+        body = "".join(f"{i:08d} " + "z" * 90 + "\n" for i in range(150000))   # ~15 MB
+        text = message("slow", body)
+        storedeliver(inst, ["slow"], text)
+        conn = pop3_open(inst, "pop3s")
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        assert pop3_cmd(conn, "USER " + addr("slow")) == "+OK"
+        assert pop3_cmd(conn, "PASS " + PASSWORD) == "+OK Logged in."
+        conn.send_line("RETR 1")
+        assert conn.readline().startswith("+OK")
+        got = bytearray(conn.buf)
+        conn.buf = b""
+        started = time.monotonic()
+        while not got.endswith(b"\r\n.\r\n"):
+            chunk = conn.sock.recv(16384)
+            assert chunk, "closed before the end of the message"
+            got += chunk
+            time.sleep(0.005)            # about 15 MB in well over 2 s
+        assert time.monotonic() - started > 2.5
+        # exactly the message: no "-ERR Disconnected for inactivity." inside it
+        assert bytes(got) == crlf(text) + b".\r\n"
+        conn.close()
+    finally:
+        inst.cleanup()
