@@ -120,8 +120,11 @@ void httpd_mobileconfig(struct http_request *req, struct http_reply *reply);
 void httpd_mtasts(struct http_request *req, struct http_reply *reply);
 void httpd_metrics(struct http_request *req, struct http_reply *reply);
 
-/* xml.c: text escaped for XML content and attributes (also valid in plists). */
+/* xml.c: text escaped for XML content and attributes (also valid in plists);
+ * bytes that are not valid UTF-8 or not allowed in XML 1.0 become '?'. */
 void xml_escape(struct buf *out, const char *s);
+/* Length of the valid UTF-8 sequence of an XML character at s, 0 if none. */
+size_t xml_char_len(const char *s);
 /* A "key" element with a string value, for plists. */
 void plist_string(struct buf *out, const char *indent, const char *key, const char *value);
 

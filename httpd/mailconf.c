@@ -1,5 +1,6 @@
 /* mailconf.c — the mail endpoints and host names clients are told about. */
 #include "httpd/mailconf.h"
+#include "httpd/httpd.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -71,11 +72,15 @@ const struct conf_domain *mail_domain_of_address(const struct warren_config *con
 	const char *at = strrchr(address, '@');
 	if (len == 0 || len > 320 || at == NULL || at == address || at[1] == '\0')
 		return NULL;
-	for (const char *p = address; *p != '\0'; p++) {
+	for (const char *p = address; *p != '\0';) {
 		unsigned char c = (unsigned char)*p;
 		if (c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == '"' || c == '\\' ||
 		    c == '(' || c == ')' || c == ',' || c == ';')
 			return NULL;
+		size_t n = xml_char_len(p);   /* SMTPUTF8 addresses: valid UTF-8 only */
+		if (n == 0)
+			return NULL;
+		p += n;
 	}
 	return local_domain(conf, at + 1);
 }

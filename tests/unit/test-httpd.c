@@ -11,6 +11,7 @@
 /* httpd/ is a program, not a library: its two files are compiled in here */
 #include "httpd/net-allow.c"
 #include "httpd/mailconf.c"
+#include "httpd/xml.c"
 
 #include <limits.h>
 #include <stdio.h>
@@ -128,6 +129,11 @@ static void test_domain_of_address(void **state)
 	assert_null(mail_domain_of_address(conf, "a b@example.test"));
 	assert_null(mail_domain_of_address(conf, "<a>@example.test"));
 	assert_null(mail_domain_of_address(conf, "a\n@example.test"));
+	/* SMTPUTF8 addresses are UTF-8; anything else is refused */
+	assert_non_null(mail_domain_of_address(conf, "j\xc3\xb6rg@example.test"));
+	assert_null(mail_domain_of_address(conf, "j\xf6rg@example.test"));
+	assert_null(mail_domain_of_address(conf, "a\xc0\xaf" "b@example.test"));   /* overlong */
+	assert_null(mail_domain_of_address(conf, "a\xed\xa0\x80@example.test")); /* surrogate */
 	char long_addr[400];
 	memset(long_addr, 'a', sizeof(long_addr));
 	strcpy(long_addr + sizeof(long_addr) - 14, "@example.test");
@@ -163,6 +169,15 @@ static void test_domain_of_host(void **state)
 	assert_null(mail_domain_of_host(conf, huge));
 }
 
+static void test_xml_escape(void **state)
+{
+	struct buf b = BUF_INIT(1024);
+	xml_escape(&b, "<a&b>\"'\x01 j\xc3\xb6rg \xff\xf0\x9f\x98\x80 \xef\xbf\xbe.");
+	assert_string_equal(buf_cstr(&b), "&lt;a&amp;b&gt;&quot;&apos;? j\xc3\xb6rg ?"
+			    "\xf0\x9f\x98\x80 ?.");
+	buf_free(&b);
+}
+
 static void test_host(void **state)
 {
 	assert_string_equal(mail_host(conf, conf_find_domain(conf, "example.org")),
@@ -180,6 +195,7 @@ int main(void)
 		cmocka_unit_test(test_endpoints_order),
 		cmocka_unit_test(test_domain_of_address),
 		cmocka_unit_test(test_domain_of_host),
+		cmocka_unit_test(test_xml_escape),
 		cmocka_unit_test(test_host),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
