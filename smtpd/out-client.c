@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
@@ -322,7 +323,13 @@ static void send_cmd(struct out_client *c, size_t i)
 				snprintf(params + o, sizeof(params) - o, " ENVID=%s", x);
 			}
 		}
-		client_write(c, "MAIL FROM:<%s>%s", m->from, params);
+		char srs[QUEUE_ADDR_MAX + 1];
+		const char *from = m->from;
+		if ((m->flags & QUEUE_F_FORWARDED) && m->from[0] != '\0' &&
+		    out_srs_forward(job->d->conf, m->from, (int64_t)time(NULL), srs,
+				    sizeof(srs)) == 0)
+			from = srs;
+		client_write(c, "MAIL FROM:<%s>%s", from, params);
 		return;
 	}
 	if (i <= job->n_rcpts) {

@@ -80,16 +80,18 @@ static void canon_body(EVP_MD_CTX *md, const char *body, size_t len)
 		if (q > p && q[-1] == '\r')
 			q--;
 		buf_clear(&line);
-		bool space = false;
-		for (const char *c = p; c < q; c++) {
-			if (wsp(*c)) {
-				space = true;
-				continue;
-			}
-			if (space)
+		/* copy runs of non-WSP at once; a WSP run becomes one SP, none at the end */
+		const char *c = p;
+		while (c < q) {
+			const char *run = c;
+			while (c < q && !wsp(*c))
+				c++;
+			buf_append(&line, run, (size_t)(c - run));
+			const char *sp = c;
+			while (c < q && wsp(*c))
+				c++;
+			if (c > sp && c < q)
 				buf_append(&line, " ", 1);
-			space = false;
-			buf_append(&line, c, 1);
 		}
 		if (buf_len(&line) == 0) {
 			empty++;

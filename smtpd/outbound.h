@@ -55,6 +55,12 @@ typedef void outbound_callback(int result, const char *queue_id, void *ctx);
 int outbound_submit(struct service *svc, const struct outbound_msg *msg,
 		    outbound_callback *cb, void *ctx);
 
+/* The original address behind one of our SRS0 addresses (a bounce coming back
+ * to forwarded mail): true and the address in out. smtpd accepts such a
+ * recipient and queues it with outbound_submit(); the runner reverses it too. */
+bool outbound_srs_reverse(const struct warren_config *conf, const char *addr, char *out,
+			  size_t size);
+
 /* Starts the queue runner on the daemon's loop (service_def.start). */
 void outbound_start(struct service *svc);
 /* Stops starting deliveries (daemon shutdown); deliveries in flight are dropped

@@ -275,9 +275,16 @@ static void delivery_split(struct qdelivery *d)
 	d->dsn_passed = x_calloc(n, sizeof(bool));
 	d->jobs = x_calloc(n, sizeof(*d->jobs));
 	for (size_t i = 0; i < n; i++) {
-		const struct queue_rcpt *rc = &d->msg.rcpts[i];
+		struct queue_rcpt *rc = &d->msg.rcpts[i];
 		if (!rcpt_due(rc, now))
 			continue;
+		char orig[QUEUE_ADDR_MAX + 1];
+		if (out_srs_reverse(d->conf, rc->addr, now, orig, sizeof(orig)) == 0) {
+			/* a bounce to forwarded mail: back to the original sender (kept in
+			 * the record when written back) */
+			log_info("%s: SRS address <%s> is <%s>", d->msg.id, rc->addr, orig);
+			snprintf(rc->addr, sizeof(rc->addr), "%s", orig);
+		}
 		const char *domain = out_addr_domain(rc->addr);
 		struct qjob *job = NULL;
 		for (size_t j = 0; j < d->n_jobs; j++)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct submit {
 	struct service *svc;
@@ -74,6 +75,8 @@ int outbound_submit(struct service *svc, const struct outbound_msg *m,
 		QUEUE_BODY_BINARYMIME : QUEUE_BODY_7BIT;
 	s->msg.smtputf8 = m->smtputf8;
 	snprintf(s->msg.origin, sizeof(s->msg.origin), "smtpd");
+	if (m->forwarded)
+		s->msg.flags |= QUEUE_F_FORWARDED;
 	s->msg.rcpts = x_calloc(m->n_rcpts, sizeof(*s->msg.rcpts));
 	s->msg.n_rcpts = m->n_rcpts;
 	for (size_t i = 0; i < m->n_rcpts; i++) {
@@ -104,4 +107,10 @@ int outbound_submit(struct service *svc, const struct outbound_msg *m,
 		return -1;
 	}
 	return 0;
+}
+
+bool outbound_srs_reverse(const struct warren_config *conf, const char *addr, char *out,
+			  size_t size)
+{
+	return out_srs_reverse(conf, addr, (int64_t)time(NULL), out, size) == 0;
 }

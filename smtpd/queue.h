@@ -156,6 +156,15 @@ char *out_bounce_build(const struct qdelivery *d, const bool *which, const char 
 char *out_dkim_sign(const char *msg, size_t len, const char *domain, const char *selector,
 		    const char *key_file, int64_t now, const char **error_r);
 
+/* out-srs.c: 0 and the SRS0 address for a forwarded message's sender (-1: no
+ * rewriting: SRS off, null sender, one of our domains, already SRS); the
+ * original address of an SRS0 address of ours (-1: not one, forged or too old). */
+int out_srs_forward(const struct warren_config *conf, const char *from, int64_t now,
+		    char *out, size_t size);
+int out_srs_reverse(const struct warren_config *conf, const char *addr, int64_t now,
+		    char *out, size_t size);
+const char *out_srs_domain(const struct warren_config *conf);
+
 /* Helpers (queue-runner.c). */
 const char *out_addr_domain(const char *addr);
 /* Enhanced status from a reply text "5.1.1 ..." or derived from the code. */

@@ -283,7 +283,16 @@ static int body_write(struct store *s, const char *id, const char *prepend,
 		ret = -1;
 	if (close(fd) < 0)
 		ret = -1;
-	if (ret == 0 && (rename(tmp, path) < 0 || fsync_dir(dir) < 0))
+	/* never over another message's body (a caller's id may repeat) */
+	if (ret == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
+		int err = errno;
+		unlink(tmp);
+		if (err == EEXIST)
+			return STORE_EEXIST;
+		errno = err;
+		ret = -1;
+	}
+	if (ret == 0 && fsync_dir(dir) < 0)
 		ret = -1;
 	if (ret != 0) {
 		log_error("queue: write %s: %s", path, strerror(errno));
@@ -387,24 +396,29 @@ int queue_add(struct store *store, const char *prepend, const struct store_body 
 {
 	if (msg->n_rcpts == 0 || msg->n_rcpts > QUEUE_RCPTS_MAX)
 		return STORE_EINVAL;
-	bool own_id = msg->id[0] == '\0';
-	if (own_id)
+	if (msg->id[0] == '\0')
 		make_id(msg->id);
 	else if (!valid_id(msg->id))
 		return STORE_EINVAL;
 	if (msg->created == 0)
 		msg->created = (int64_t)time(NULL);
-	int ret = body_write(store, msg->id, prepend, body, &msg->size);
-	if (ret != 0)
-		return ret;
-	ret = store_txn(store, add_fn, msg);
+	int ret = STORE_EEXIST;
+	/* an id in use (a caller's id seen before): take a fresh one */
+	for (int attempt = 0; attempt < 5 && ret == STORE_EEXIST; attempt++) {
+		if (attempt > 0)
+			make_id(msg->id);
+		ret = body_write(store, msg->id, prepend, body, &msg->size);
+		if (ret != 0)
+			continue;
+		ret = store_txn(store, add_fn, msg);
+		if (ret != 0) {
+			char path[4200];
+			queue_body_path(store, msg->id, path, sizeof(path));
+			unlink(path);
+		}
+	}
 	if (ret == 0)
 		queue_announce(store);
-	if (ret != 0) {
-		char path[4200];
-		queue_body_path(store, msg->id, path, sizeof(path));
-		unlink(path);
-	}
 	return ret;
 }
 

@@ -61,6 +61,7 @@ enum queue_body { QUEUE_BODY_7BIT, QUEUE_BODY_8BITMIME, QUEUE_BODY_BINARYMIME };
 enum {
 	QUEUE_F_HOLD = 0x1,     /* `warrenctl queue hold`: not delivered until released */
 	QUEUE_F_BOUNCE = 0x2,   /* a delivery status notification we generated */
+	QUEUE_F_FORWARDED = 0x4,/* forwarded mail: the sender is SRS-rewritten on the wire */
 };
 
 struct queue_rcpt {

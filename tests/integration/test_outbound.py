@@ -486,3 +486,92 @@ def test_foreign_mta_postfix_smtp_sink(pair_factory):
         proc.terminate()
         proc.wait(timeout=5)
         shutil.rmtree(dump, ignore_errors=True)
+
+
+def test_delay_notice_then_expiry_bounce(pair_factory):
+    p = pair_factory(sender_queue="delay_warning = 1s  max_lifetime = 5s").start(receiver=False)
+    qid = inject(p.sender, "alice@example.test", ["bob@dest.test"], message("late"))
+    msgs = wait_messages(p.sender, "alice@example.test", count=2, timeout=30)
+    delay = [m for m in msgs if b"Delayed Mail" in m]
+    bounce = [m for m in msgs if b"Undelivered Mail" in m]
+    assert len(delay) == 1 and len(bounce) == 1, msgs
+    _, blocks, _ = dsn_parts(delay[0])
+    assert blocks[1]["Action"] == "delayed"
+    assert blocks[1]["Status"] == "4.4.1"
+    assert blocks[1]["Will-Retry-Until"]
+    assert "Connection refused" in blocks[1]["Diagnostic-Code"]
+    _, blocks, _ = dsn_parts(bounce[0])
+    assert blocks[1]["Action"] == "failed"
+    assert blocks[1]["Status"] == "4.4.7"
+    assert "expired" in blocks[1]["Diagnostic-Code"]
+    p.sender.wait_log(f"{qid}: removed")
+    assert p.sender.log().count(f"{qid}: sender delay notification") == 1
+
+
+def test_notify_success_gives_a_delivery_report(pair_factory):
+    p = pair_factory().start(receiver=False)
+    inject(p.sender, "postmaster@example.test", ["alice@example.test"], message("report me"),
+           "-n", "SUCCESS")
+    # alice is local: the message itself arrives, and its sender (whose mailbox
+    # does not exist here) gets no report; now with alice as the sender:
+    inject(p.sender, "alice@example.test", ["alice@example.test"], message("to myself"),
+           "-n", "SUCCESS,FAILURE")
+    msgs = wait_messages(p.sender, "alice@example.test", count=3)
+    reports = [m for m in msgs if b"Successful Mail Delivery Report" in m]
+    assert len(reports) == 1
+    _, blocks, _ = dsn_parts(reports[0])
+    assert blocks[1]["Action"] == "delivered"
+    assert blocks[1]["Status"] == "2.0.0"
+
+
+def test_8bit_message_to_a_server_without_8bitmime_bounces(pair_factory):
+    import pathlib
+    import shutil
+    import tempfile
+    port = free_port("127.0.0.4")
+    domains = sender_domains()
+    domains["sink.test"] = f'type = remote\nrelay_host = "[127.0.0.4]:{port}"\n'
+    p = pair_factory(sender_domains_=domains)
+    args = ["/usr/sbin/smtp-sink", "-8"] + (["-u", "nobody"] if os.geteuid() == 0 else [])
+    proc = subprocess.Popen(args + [f"127.0.0.4:{port}", "10"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        p.start(receiver=False)
+        qid = inject(p.sender, "alice@example.test", ["one@sink.test"],
+                     message("8 bit", body="Grüße aus dem Büro\r\n"))
+        raw = wait_messages(p.sender, "alice@example.test")[0]
+        _, blocks, _ = dsn_parts(raw)
+        assert blocks[1]["Status"] == "5.6.3"
+        assert "8BITMIME" in blocks[1]["Diagnostic-Code"]
+        p.sender.wait_log(f"{qid}: removed")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def test_srs_for_forwarded_mail_and_the_bounce_back(pair_factory):
+    rdomains = receiver_domains()
+    rdomains["amx.test"] += f'mailbox carol {{ password = "{SECRET_HASH}" }}\n'
+    p = pair_factory(sender_queue='srs_secret = "s3cret"', receiver_domains_=rdomains).start()
+    # forwarded: carol@amx.test's message leaves with an SRS0 sender of ours
+    qid = inject(p.sender, "carol@amx.test", ["bob@dest.test"], message("fwd"), "-f")
+    assert wait_messages(p.receiver, "bob@dest.test")
+    m = re.search(r"from=<(SRS0=([^=]{4})=(..)=amx\.test=carol@example\.test)>", p.receiver.log())
+    assert m, p.receiver.log()[-3000:]
+    srs = m.group(1)
+    p.sender.wait_log(f"{qid}: removed")
+    # not forwarded: the sender stays as it is
+    q2 = inject(p.sender, "carol@amx.test", ["bob@dest.test"], message("plain"))
+    p.sender.wait_log(f"{q2}: removed")
+    assert "from=<carol@amx.test>" in p.receiver.log()
+    # a bounce to the SRS address comes back: it goes to the original sender
+    q3 = inject(p.sender, "", [srs], message("bounce back", to=srs, sender="mailer-daemon@dest.test"))
+    msgs = wait_messages(p.receiver, "carol@amx.test")
+    assert b"Subject: bounce back" in msgs[0]
+    assert f"{q3}: SRS address <{srs}> is <carol@amx.test>" in p.sender.log()
+    # a forged one (wrong hash) is not reversed: an unknown local user, dropped
+    forged = srs.replace("SRS0=" + m.group(2), "SRS0=" + ("AAAA" if m.group(2) != "AAAA" else "BBBB"))
+    q4 = inject(p.sender, "", [forged], message("forged", to=forged))
+    log = p.sender.wait_log(f"{q4}: removed")
+    assert re.search(rf"{q4}: to=<{re.escape(forged)}>, relay=local, .*dsn=5\.1\.1, status=bounced", log)
+    assert len(pop3_messages(p.receiver, "carol@amx.test")) == 1

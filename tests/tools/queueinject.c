@@ -1,7 +1,9 @@
 /* queueinject — puts a message into a running suite's outbound queue, the way
  * smtpd's outbound_submit() does, for tests of the queue runner:
  *
- *   queueinject [-r FULL|HDRS] [-e ENVID] [-n NOTIFY] [-i ID] STATE_DIR FROM RCPT... < message
+ *   queueinject [-f] [-r FULL|HDRS] [-e ENVID] [-n NOTIFY] [-i ID] STATE_DIR FROM RCPT... < message
+ *
+ * -f marks the message as forwarded (its sender is SRS-rewritten on the wire).
  *
  * FROM may be "" (the null sender). NOTIFY is "NEVER" or a comma list of
  * SUCCESS, FAILURE, DELAY, applied to every recipient. The message on stdin is
@@ -41,12 +43,13 @@ int main(int argc, char **argv)
 	memset(&msg, 0, sizeof(msg));
 	unsigned notify = 0;
 	int c;
-	while ((c = getopt(argc, argv, "r:e:n:i:")) != -1) {
+	while ((c = getopt(argc, argv, "r:e:n:i:f")) != -1) {
 		switch (c) {
 		case 'r': msg.ret = strcasecmp(optarg, "FULL") == 0 ? QUEUE_RET_FULL : QUEUE_RET_HDRS; break;
 		case 'e': snprintf(msg.envid, sizeof(msg.envid), "%s", optarg); break;
 		case 'n': notify = parse_notify(optarg); break;
 		case 'i': snprintf(msg.id, sizeof(msg.id), "%s", optarg); break;
+		case 'f': msg.flags |= QUEUE_F_FORWARDED; break;
 		default: return 2;
 		}
 	}
