@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,6 +31,20 @@
 #define STORE_WATCHDOG_MS 500
 /* A child's exit status: the store needs recovery, try again. */
 #define EXIT_RECOVER 75
+/* Longest wait for Berkeley DB to open (attach, or recover) the environment: a
+ * process that died holding one of its region mutexes makes the open wait
+ * forever (seen with daemons left running by a dead master). */
+#define STORE_OPEN_TIMEOUT_S 60
+
+static void open_timed_out(int sig)
+{
+	static const char msg[] = "warrenctl store: opening the store did not finish in time: "
+				  "a process holds it wedged (look for warren-* processes left "
+				  "running, stop them, then start warren to recover it)\n";
+	ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)n;
+	_exit(1);
+}
 
 static void on_recover(void *ctx)
 {
@@ -75,7 +90,10 @@ static int store_attach(const char *state_dir, struct store **store_r)
 		.flags = alone ? STORE_OPEN_RECOVER : 0,
 	};
 	const char *err = "";
+	signal(SIGALRM, open_timed_out);
+	alarm(STORE_OPEN_TIMEOUT_S);
 	int ret = store_open(&settings, store_r, &err);
+	alarm(0);
 	if (ret == STORE_ERECOVER && !alone) {
 		store_request_recovery(state_dir);
 		fflush(NULL);
@@ -97,12 +115,17 @@ static int run_attempts(int (*fn)(void *arg), void *arg)
 	time_t deadline = time(NULL) + STORE_RECOVER_WAIT_S;
 	for (bool told = false;; told = true) {
 		fflush(NULL);
+		pid_t parent = getpid();
 		pid_t pid = fork();
 		if (pid < 0) {
 			fprintf(stderr, "warrenctl store: fork: %s\n", strerror(errno));
 			return 1;
 		}
 		if (pid == 0) {
+			/* never outlive warrenctl (killed by a timeout, say) holding the store */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(1);
 			int ret = fn(arg);
 			fflush(NULL);
 			_exit(ret);

@@ -127,7 +127,8 @@ int blob_hash(const struct store_body *body, unsigned char blob[STORE_BLOB_ID_SI
 }
 
 int blob_write(struct store *s, const struct store_body *body,
-	       unsigned char blob[STORE_BLOB_ID_SIZE], uint64_t *size_r)
+	       unsigned char blob[STORE_BLOB_ID_SIZE], uint64_t *size_r,
+	       struct blob_file *written_r)
 {
 	char tmp[4096], path[4096], dir[4096];
 	unsigned char rnd[12];
@@ -145,6 +146,14 @@ int blob_write(struct store *s, const struct store_body *body,
 	if (ret == 0 && fsync(fd) < 0) {
 		log_error("store: fsync %s: %s", tmp, strerror(errno));
 		ret = STORE_EIO;
+	}
+	struct stat st;
+	if (ret == 0 && written_r != NULL && fstat(fd, &st) == 0) {
+		written_r->dev = st.st_dev;
+		written_r->ino = st.st_ino;
+		written_r->mtime = st.st_mtim;
+	} else if (written_r != NULL) {
+		memset(written_r, 0, sizeof(*written_r));
 	}
 	close(fd);
 	if (ret != 0) {
@@ -213,8 +222,15 @@ static int blob_put(struct store *s, DB_TXN *txn, const unsigned char *blob,
 	return s->db[DB_BLOBS]->put(s->db[DB_BLOBS], txn, &key, &data, 0);
 }
 
+static bool same_file(const struct stat *st, const struct blob_file *f)
+{
+	return f != NULL && f->ino != 0 && st->st_dev == f->dev && st->st_ino == f->ino &&
+		st->st_mtim.tv_sec == f->mtime.tv_sec && st->st_mtim.tv_nsec == f->mtime.tv_nsec;
+}
+
 int blob_ref_txn(struct store *s, DB_TXN *txn, const unsigned char blob[STORE_BLOB_ID_SIZE],
-		 uint64_t size, uint64_t refs, const struct buf *mime, bool *need_write_r)
+		 uint64_t size, uint64_t refs, const struct buf *mime,
+		 const struct blob_file *written, bool *need_write_r)
 {
 	struct blob_rec r;
 	*need_write_r = false;
@@ -228,11 +244,14 @@ int blob_ref_txn(struct store *s, DB_TXN *txn, const unsigned char blob[STORE_BL
 	/* a new record: the file must exist and be durable, checked under the lock */
 	char path[4096];
 	store_blob_path(s, blob, path, sizeof(path));
-	if (access(path, F_OK) != 0) {
+	struct stat st;
+	if (stat(path, &st) != 0) {
 		*need_write_r = true;
 		return STORE_ENOTFOUND;
 	}
-	if (blob_sync_existing(s, path, blob) < 0)
+	/* still the file this delivery made durable, or someone else's (an orphan,
+	 * or one whose writer has not fsynced its folder yet): sync that one */
+	if (!same_file(&st, written) && blob_sync_existing(s, path, blob) < 0)
 		return STORE_EIO;
 	r.refs = refs;
 	r.size = size;

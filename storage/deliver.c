@@ -59,6 +59,7 @@ struct deliver_arg {
 	const struct buf *mime;
 	bool create_mailbox;        /* SMTP: create a missing folder; APPEND: refuse */
 	bool need_write;
+	struct blob_file written;   /* the body file this delivery wrote (ino 0: none) */
 	size_t stored;
 	uint64_t *ids;
 };
@@ -137,7 +138,8 @@ static int deliver_fn(struct store *s, DB_TXN *txn, void *varg)
 		i = j;
 	}
 	if (ret == 0 && a->stored > 0)
-		ret = blob_ref_txn(s, txn, a->blob, a->size, a->stored, a->mime, &a->need_write);
+		ret = blob_ref_txn(s, txn, a->blob, a->size, a->stored, a->mime,
+				   a->written.ino != 0 ? &a->written : NULL, &a->need_write);
 	return ret;
 }
 
@@ -177,7 +179,7 @@ static int deliver_common(struct store *s, struct deliver_arg *a)
 	char path[4096];
 	store_blob_path(s, a->blob, path, sizeof(path));
 	if (access(path, F_OK) != 0) {
-		if ((ret = blob_write(s, a->body, a->blob, &a->size)) != 0)
+		if ((ret = blob_write(s, a->body, a->blob, &a->size, &a->written)) != 0)
 			return ret;
 		written = true;
 	}
@@ -199,7 +201,7 @@ static int deliver_common(struct store *s, struct deliver_arg *a)
 		/* the file went away between our check and the lock (a concurrent
 		 * removal of the last copy of the same content, which may also take
 		 * the file we just wrote, as it had no record yet): write it again */
-		if ((ret = blob_write(s, a->body, a->blob, &a->size)) != 0)
+		if ((ret = blob_write(s, a->body, a->blob, &a->size, &a->written)) != 0)
 			break;
 		written = true;
 	}

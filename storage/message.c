@@ -457,7 +457,7 @@ static int copy_fn(struct store *s, DB_TXN *txn, void *varg)
 			usage.bytes += m.size;
 			usage.messages++;
 			bool need_write;
-			if ((ret = blob_ref_txn(s, txn, m.blob, m.size, 1, NULL, &need_write)) != 0)
+			if ((ret = blob_ref_txn(s, txn, m.blob, m.size, 1, NULL, NULL, &need_write)) != 0)
 				return ret;
 		} else {
 			unsigned char k[12];

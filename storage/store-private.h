@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Attempts of a transaction that keeps hitting deadlocks before giving up. */
 #define STORE_TXN_RETRIES 200
@@ -151,17 +152,29 @@ int msg_insert_txn(struct store *s, DB_TXN *txn, uint64_t mailbox_id, struct mbo
 
 /* ---- bodies (blob.c) ---- */
 
-/* Writes data durably as the blob named by its SHA-256 (computed here). */
+/* A body file this thread wrote and made durable (file and folder fsynced). */
+struct blob_file {
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime;
+};
+
+/* Writes data durably as the blob named by its SHA-256 (computed here);
+ * *written_r (when not NULL) identifies the file written. */
 int blob_write(struct store *s, const struct store_body *body,
-	       unsigned char blob[STORE_BLOB_ID_SIZE], uint64_t *size_r);
+	       unsigned char blob[STORE_BLOB_ID_SIZE], uint64_t *size_r,
+	       struct blob_file *written_r);
 /* Hashes a body without writing it. */
 int blob_hash(const struct store_body *body, unsigned char blob[STORE_BLOB_ID_SIZE],
 	      uint64_t *size_r);
 /* Inside a transaction: takes refs more references to blob; when the blob has no
  * record yet, makes sure its file is durable (*need_write_r = true when the file
- * is missing: abort, write it, retry) and stores its MIME cache. */
+ * is missing: abort, write it, retry) and stores its MIME cache. The fsyncs are
+ * skipped when the file is still the one the caller wrote (written, may be NULL):
+ * they would run under the record's lock and serialise concurrent deliveries. */
 int blob_ref_txn(struct store *s, DB_TXN *txn, const unsigned char blob[STORE_BLOB_ID_SIZE],
-		 uint64_t size, uint64_t refs, const struct buf *mime, bool *need_write_r);
+		 uint64_t size, uint64_t refs, const struct buf *mime,
+		 const struct blob_file *written, bool *need_write_r);
 /* Drops references; *last_r tells whether the last one went. */
 int blob_unref_txn(struct store *s, DB_TXN *txn, const unsigned char blob[STORE_BLOB_ID_SIZE],
 		   uint64_t refs, bool *last_r);
