@@ -14,6 +14,8 @@
 struct smtp_sessions {
 	struct smtp_session *head;
 	unsigned long next_id;
+	bool stopping;          /* freed with the last session after shutdown */
+	bool in_shutdown;       /* inside smtp_sessions_shutdown's loop */
 };
 
 static struct smtp_sessions *sessions_of(struct service *svc)
@@ -216,6 +218,10 @@ static void session_free(struct smtp_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	conf_unref(&s->conf);
+	if (list->stopping && !list->in_shutdown && list->head == NULL) {
+		service_set_data(s->svc, NULL);
+		free(list);
+	}
 	free(s);
 }
 
@@ -306,11 +312,19 @@ void smtp_session_accept(struct service *svc, struct net_conn *conn,
 void smtp_sessions_shutdown(struct service *svc)
 {
 	struct smtp_sessions *list = sessions_of(svc);
-	for (struct smtp_session *s = list->head; s != NULL; s = s->next) {
+	list->stopping = true;
+	list->in_shutdown = true;
+	for (struct smtp_session *s = list->head, *next; s != NULL; s = next) {
+		next = s->next;
 		if (s->state == SMTP_STATE_QUIT || s->closed)
 			continue;
 		smtp_reply(s, 421, "4.3.2 %s Service shutting down", s->conf->hostname);
 		smtp_enter_state(s, SMTP_STATE_QUIT);
 		net_conn_close(s->conn);
+	}
+	list->in_shutdown = false;
+	if (list->head == NULL) {
+		service_set_data(svc, NULL);
+		free(list);
 	}
 }
