@@ -206,9 +206,11 @@ static void reload(struct httpd *h)
 		log_error("reload: keeping the running configuration");
 		return;
 	}
-	apply_logging(conf);
 	pthread_mutex_lock(&h->lock);
 	struct warren_config *old = h->conf;
+	/* request threads log all the time: re-initialise only on a change */
+	if (old->log.target != conf->log.target || old->log.level != conf->log.level)
+		apply_logging(conf);
 	h->conf = conf;
 	h->reloaded = time(NULL);
 	h->reloads++;
