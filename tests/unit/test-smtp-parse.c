@@ -63,6 +63,12 @@ static void test_address_valid(void **state)
 	assert_false(smtp_address_valid("j\xc3\xb6rg@example.test", false));
 	assert_true(smtp_address_valid("j\xc3\xb6rg@example.test", true));
 	assert_true(smtp_address_valid("x@b\xc3\xbc" "cher.test", true));
+	/* SMTPUTF8 addresses must be well-formed UTF-8 */
+	assert_false(smtp_address_valid("j\xf6rg@example.test", true));          /* Latin-1 */
+	assert_false(smtp_address_valid("j\xc3@example.test", true));            /* cut short */
+	assert_false(smtp_address_valid("j\xc0\xafrg@example.test", true));      /* overlong */
+	assert_false(smtp_address_valid("j\xed\xa0\x80@example.test", true));    /* surrogate */
+	assert_true(smtp_address_valid("\xf0\x9f\x98\x80@example.test", true)); /* U+1F600 */
 	char local[80];
 	memset(local, 'a', 65);
 	strcpy(local + 65, "@x.test");
