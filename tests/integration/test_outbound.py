@@ -575,3 +575,144 @@ def test_srs_for_forwarded_mail_and_the_bounce_back(pair_factory):
     log = p.sender.wait_log(f"{q4}: removed")
     assert re.search(rf"{q4}: to=<{re.escape(forged)}>, relay=local, .*dsn=5\.1\.1, status=bounced", log)
     assert len(pop3_messages(p.receiver, "carol@amx.test")) == 1
+
+
+# ---- through smtpd: what a user sees ---------------------------------------------
+
+
+def submit(inst, sender, rcpts, data, user="alice@example.test"):
+    import smtplib
+    with smtplib.SMTP(inst.address, inst.ports["submission"], timeout=20) as s:
+        s.starttls(context=client_context())
+        s.login(user, "secret")
+        return s.sendmail(sender, rcpts, data)
+
+
+def test_submission_to_another_domain_arrives_signed_over_tls(pair_factory):
+    import dkim
+    p = pair_factory()
+    key, txt = dkim_records(p, "example.test", "mail", "rsa")
+    p.sender.domains["example.test"] += f'dkim_selector = "mail"\ndkim_key = "{key}"\n'
+    p.sender.write_config()
+    p.start()
+    refused = submit(p.sender, "alice@example.test", ["bob@dest.test"],
+                     message("submitted", body="Sent with a mail client.\r\n"))
+    assert refused == {}
+    raw = wait_messages(p.receiver, "bob@dest.test")[0]
+    records = {b"mail._domainkey.example.test.": txt.encode()}
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: records.get(name))
+    log = p.sender.log()
+    qid = re.search(r"(\w+): to=<bob@dest.test>, relay=mx\.dest\.test\[127\.0\.0\.3\]:\d+, "
+                    r".*status=sent", p.sender.wait_log("to=<bob@dest.test>, relay=mx.dest.test"))
+    assert qid
+    assert re.search(rf"{qid.group(1)}: Untrusted TLS connection established to mx\.dest\.test", log)
+    # the receiver saw TLS too (ESMTPS in its Received header)
+    assert b"with ESMTPS" in raw
+
+
+def test_submission_to_a_refusing_domain_bounces_to_the_user(pair_factory):
+    p = pair_factory().start()
+    submit(p.sender, "alice@example.test", ["nosuch@dest.test"], message("will bounce"))
+    raw = wait_messages(p.sender, "alice@example.test")[0]
+    _, blocks, returned = dsn_parts(raw)
+    assert blocks[1]["Final-Recipient"] == "rfc822; nosuch@dest.test"
+    assert blocks[1]["Status"] == "5.1.1"
+    assert "Subject: will bounce" in returned.get_payload()
+
+
+def test_forward_through_smtpd_uses_srs(pair_factory):
+    import smtplib
+    domains = sender_domains()
+    domains["example.test"] = (f'mailbox alice {{ password = "{SECRET_HASH}"\n'
+                               f'  forward = {{ "carol@amx.test" }} }}\n')
+    rdomains = receiver_domains()
+    rdomains["amx.test"] += f'mailbox carol {{ password = "{SECRET_HASH}" }}\n'
+    p = pair_factory(sender_queue='srs_secret = "s3cret"', sender_domains_=domains,
+                     receiver_domains_=rdomains).start()
+    with smtplib.SMTP(p.sender.address, p.sender.ports["smtp"], timeout=20) as s:
+        s.sendmail("dave@outside.test", ["alice@example.test"],
+                   message("forward me", to="alice@example.test", sender="dave@outside.test"))
+    raw = wait_messages(p.receiver, "carol@amx.test")[0]
+    assert b"Subject: forward me" in raw
+    assert re.search(r"from=<SRS0=[^=]{4}=..=outside\.test=dave@example\.test>", p.receiver.log())
+
+
+# ---- a misbehaving next hop (a scripted fake receiver on the wire) ---------------
+
+
+class FakeMX:
+    """A scripted SMTP server on 127.0.0.4: each connection runs the next script
+    (a list of server lines, or None to read one client line), then closes."""
+
+    def __init__(self, scripts):
+        import socket
+        import threading
+        self.scripts = list(scripts)
+        self.seen = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.4", 0))
+        self.sock.listen(5)
+        self.sock.settimeout(30)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        for script in self.scripts:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.settimeout(10)
+            f = conn.makefile("rb")
+            try:
+                for step in script:
+                    if step is None:
+                        self.seen.append(f.readline().decode(errors="replace").strip())
+                    elif step == "DOT":   # the message, up to its final dot
+                        while f.readline() not in (b".\r\n", b""):
+                            pass
+                    else:
+                        conn.sendall(step.encode() if isinstance(step, str) else step)
+            except OSError:
+                pass
+            finally:
+                f.close()
+                conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def test_misbehaving_server_is_retried_never_crashes(pair_factory):
+    ehlo = "250-fake\r\n250 PIPELINING\r\n"
+    fake = FakeMX([
+        # 1: garbage instead of a reply to EHLO
+        ["220 fake ESMTP\r\n", None, "this is not SMTP\r\n"],
+        # 2: an endless reply line
+        ["220 fake ESMTP\r\n", None, "250-" + "x" * 20000 + "\r\n"],
+        # 3: closes in the middle of the transaction
+        ["220 fake ESMTP\r\n", None, ehlo, None, None, None, "250 ok\r\n"],
+        # 4: a 421 greeting
+        ["421 4.3.2 busy, go away\r\n"],
+        # 5: finally a good one
+        ["220 fake ESMTP\r\n", None, ehlo, None, None, None,
+         "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n", "DOT", "250 2.0.0 queued\r\n", None],
+    ])
+    try:
+        domains = sender_domains()
+        domains["fake.test"] = f'type = remote\nrelay_host = "[127.0.0.4]:{fake.port}"\n'
+        p = pair_factory(sender_domains_=domains).start(receiver=False)
+        qid = inject(p.sender, "alice@example.test", ["x@fake.test"], message("robust", to="x@fake.test"))
+        log = p.sender.wait_log(f"{qid}: removed", timeout=40)
+        assert "malformed reply from 127.0.0.4" in log
+        assert "line too long" in log
+        assert "lost connection with 127.0.0.4" in log
+        assert "refused to talk to me: 421 4.3.2 busy" in log
+        assert re.search(rf"{qid}: to=<x@fake.test>, .*status=sent \(250 2\.0\.0 queued\)", log)
+        assert log.count(f"{qid}: to=<x@fake.test>") == 5
+        assert p.sender.children().get("smtpd"), "smtpd died"
+        assert "EHLO mail.warren.test" in fake.seen
+        assert "MAIL FROM:<alice@example.test>" in fake.seen
+    finally:
+        fake.close()
