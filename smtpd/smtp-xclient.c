@@ -24,6 +24,17 @@ struct xclient_values {
 	bool set_addr, set_name, set_helo, set_login, set_proto, proto_smtp;
 };
 
+/* NAME and HELO end up in Received headers and log lines: printable, no spaces. */
+static bool printable_token(const char *v)
+{
+	if (v[0] == '\0')
+		return false;
+	for (; *v != '\0'; v++)
+		if ((unsigned char)*v <= ' ' || (unsigned char)*v >= 0x7f)
+			return false;
+	return true;
+}
+
 static bool unavailable(const char *v)
 {
 	return strcasecmp(v, "[UNAVAILABLE]") == 0 || strcasecmp(v, "[TEMPUNAVAIL]") == 0;
@@ -47,9 +58,13 @@ static const char *parse_attr(struct smtp_session *s, const char *name, size_t n
 		}
 		x->set_addr = true;
 	} else if (nlen == 4 && strncasecmp(name, "NAME", 4) == 0) {
+		if (!unavailable(value) && !printable_token(value))
+			return "5.5.4 Bad NAME syntax";
 		snprintf(x->name, sizeof(x->name), "%.255s", unavailable(value) ? "unknown" : value);
 		x->set_name = true;
 	} else if (nlen == 4 && strncasecmp(name, "HELO", 4) == 0) {
+		if (!unavailable(value) && !printable_token(value))
+			return "5.5.4 Bad HELO syntax";
 		snprintf(x->helo, sizeof(x->helo), "%.255s", unavailable(value) ? "" : value);
 		x->set_helo = true;
 	} else if (nlen == 5 && strncasecmp(name, "PROTO", 5) == 0) {

@@ -740,6 +740,20 @@ def test_xclient_presents_the_real_client(inst):
     inst.wait_log("reject: RCPT from spam.example[198.51.100.7]: 554 5.7.1")
 
 
+def test_xclient_values_cannot_inject_headers(inst):
+    conn = smtp_open(inst, "smtp", ehlo=None, source="127.0.0.2")
+    code, text = smtp_cmd(conn, "XCLIENT NAME=evil+0D+0AX-Injected:+20yes")
+    assert code == 501 and text[0].startswith("5.5.4"), text
+    code, text = smtp_cmd(conn, "XCLIENT HELO=a+0Ab")
+    assert code == 501, text
+    code, text = smtp_cmd(conn, "XCLIENT ADDR=not-an-address")
+    assert code == 501, text
+    code, text = smtp_cmd(conn, "XCLIENT FOO=bar")
+    assert code == 501, text
+    assert smtp_cmd(conn, "XCLIENT NAME=[UNAVAILABLE] ADDR=[UNAVAILABLE]")[0] == 220
+    conn.close()
+
+
 def test_xclient_login_on_submission(inst):
     conn = smtp_open(inst, "submission", ehlo=None, source="127.0.0.2")
     assert smtp_cmd(conn, "XCLIENT LOGIN=alice@example.test ADDR=192.0.2.9")[0] == 220
