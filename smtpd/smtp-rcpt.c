@@ -220,10 +220,14 @@ static int parse_rcpt_params(struct smtp_session *s, const char *p, unsigned *no
 			if ((*notify_r & SMTP_NOTIFY_NEVER) && *notify_r != SMTP_NOTIFY_NEVER)
 				return -1;
 		} else if (len > 6 && strncasecmp(p, "ORCPT=", 6) == 0) {
+			/* kept as "addr-type;decoded address" (RFC 3461 4.2) */
 			const char *semi = memchr(p, ';', len);
-			if (semi == NULL || semi == p + 6 ||
-			    smtp_xtext_decode(semi + 1, len - (size_t)(semi + 1 - p), orcpt,
-					      orcpt_size) < 0)
+			size_t tlen = semi != NULL ? (size_t)(semi - (p + 6)) : 0;
+			if (semi == NULL || tlen == 0 || tlen + 2 >= orcpt_size)
+				return -1;
+			memcpy(orcpt, p + 6, tlen + 1);
+			if (smtp_xtext_decode(semi + 1, len - (size_t)(semi + 1 - p), orcpt + tlen + 1,
+					      orcpt_size - tlen - 1) < 0)
 				return -1;
 			*has_orcpt_r = true;
 		} else {
