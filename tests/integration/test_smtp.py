@@ -703,6 +703,20 @@ def test_submission_adds_message_id_and_date(inst):
     assert b"Message-ID:" not in got
 
 
+def test_folded_message_id_is_seen(inst):
+    s = submission(inst)
+    s.mail("alice@example.test")
+    s.rcpt("bob@example.test")
+    code, text = s.data(b"message-id:\r\n <folded.1@client.test>\r\nDATE: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+                        b"Subject: folded id\r\n\r\nMessage-ID: <in-body@x>\r\n")
+    s.quit()
+    assert code == 250
+    qid = queue_id(text.decode())
+    got = copies(inst, "bob@example.test", b"Subject: folded id")[-1][4]
+    assert got.lower().count(b"message-id:") == 2 and got.lower().count(b"\ndate:") == 1
+    inst.wait_log(f"{qid}: message-id=<folded.1@client.test>")
+
+
 def test_auth_plain_with_two_spaces(inst):
     conn = smtp_open(inst, "submission", tls="starttls")
     code, text = smtp_cmd(conn, "AUTH PLAIN  " + sasl_plain("alice@example.test", "secret"))
