@@ -14,7 +14,18 @@
 struct imap_sessions {
 	struct imap_session *head;
 	unsigned long next_id;
+	bool stopping;           /* shutdown: freed with the last session */
 };
+
+/* Frees the list once the daemon is stopping and no session is left. */
+static void sessions_release(struct service *svc, struct imap_sessions *list)
+{
+	if (!list->stopping || list->head != NULL)
+		return;
+	service_set_notify(svc, NULL, NULL);
+	service_set_data(svc, NULL);
+	free(list);
+}
 
 static void imap_notify(uint64_t mailbox_id, void *ctx);
 
@@ -392,6 +403,7 @@ static void on_close(struct net_conn *conn, void *ctx)
 		list->head = s->next;
 	if (s->next != NULL)
 		s->next->prev = s->prev;
+	sessions_release(s->svc, list);
 	s->conn = NULL;
 	s->closed = true;
 	if (s->pending_job != NULL) {
@@ -442,10 +454,12 @@ void imap_session_accept(struct service *svc, struct net_conn *conn,
 void imap_sessions_shutdown(struct service *svc)
 {
 	struct imap_sessions *list = sessions_of(svc);
+	list->stopping = true;
 	for (struct imap_session *s = list->head; s != NULL; s = s->next) {
 		if (s->state == IMAP_STATE_LOGOUT)
 			continue;
 		imap_untagged(s, "BYE Server shutting down.");
 		imap_session_logout(s);
 	}
+	sessions_release(svc, list);
 }
