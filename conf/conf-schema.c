@@ -183,6 +183,9 @@ static const struct conf_key_def smtp_keys[] = {
 	K("sender_login_check", KEY_BOOL, "true", 0, 0, CFG_OFF(smtp.sender_login_check),
 	  "On submission, MAIL FROM must be the authenticated user's address or one of "
 	  "its aliases (else 553 5.7.1)."),
+	K("vrfy", KEY_BOOL, "false", 0, 0, CFG_OFF(smtp.vrfy),
+	  "Let VRFY say whether a local address exists (250 or 550 5.1.1); off: 252 for "
+	  "every address, so the server cannot be used to find users."),
 	KEND
 };
 

@@ -187,6 +187,7 @@ struct warren_config {
 		const char *const *xclient_networks;   /* may send XCLIENT */
 		size_t n_xclient_networks;
 		bool sender_login_check;     /* submission: MAIL FROM must be the user's */
+		bool vrfy;                   /* VRFY answers for local recipients (else 252) */
 	} smtp;
 	struct conf_queue {              /* outbound delivery (smtpd's queue, docs/outbound.md) */
 		const char *relayhost;       /* smart host "host[:port]" for all remote mail, or NULL */

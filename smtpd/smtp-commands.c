@@ -116,6 +116,29 @@ static void cmd_vrfy(struct smtp_session *s, const char *args)
 		smtp_reply(s, 501, "5.5.4 Syntax: VRFY address");
 		return;
 	}
+	if (s->conf->smtp.vrfy) {
+		char addr[SMTP_PATH_MAX + 1];
+		size_t n = strlen(args);
+		const char *a = args;
+		if (n >= 2 && args[0] == '<' && args[n - 1] == '>') {
+			a++;
+			n -= 2;
+		}
+		if (n < sizeof(addr)) {
+			memcpy(addr, a, n);
+			addr[n] = '\0';
+			int r = smtp_address_valid(addr, true) ? smtp_vrfy_lookup(s, addr) : 0;
+			if (r > 0) {
+				smtp_reply(s, 250, "2.0.0 <%s>", addr);
+				return;
+			}
+			if (r < 0) {
+				smtp_reply(s, 550, "5.1.1 <%s>: Recipient address rejected: User unknown "
+					   "in local recipient table", addr);
+				return;
+			}
+		}
+	}
 	/* RFC 5321 3.5.3: neither confirm nor deny */
 	smtp_reply(s, 252, "2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
 }

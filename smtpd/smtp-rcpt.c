@@ -153,6 +153,20 @@ static enum resolve_result resolve(struct smtp_session *s, const char *addr,
 	return e->n + e->n_ext > 0 ? RESOLVE_OK : RESOLVE_UNKNOWN;
 }
 
+int smtp_vrfy_lookup(struct smtp_session *s, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	const struct conf_domain *d = at != NULL ? conf_find_domain(s->conf, at + 1) : NULL;
+	if (d == NULL || d->type != CONF_DOMAIN_LOCAL)
+		return 0;
+	struct expansion *e = x_calloc(1, sizeof(*e));
+	e->conf = s->conf;
+	bool multidrop;
+	enum resolve_result r = resolve(s, addr, e, &multidrop);
+	free(e);
+	return r == RESOLVE_OK ? 1 : -1;
+}
+
 /* RFC 5321 4.5.1: <postmaster> without a domain must be accepted. */
 static void postmaster_address(const struct smtp_session *s, char *addr, size_t size)
 {

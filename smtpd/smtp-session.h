@@ -221,6 +221,8 @@ void smtp_deliver(struct smtp_session *s);
  * Returns true when the session is gone. */
 bool smtp_session_unbusy(struct smtp_session *s);
 bool smtp_relay_allowed(const struct smtp_session *s);
+/* VRFY with smtp.vrfy: 1 a local recipient, -1 unknown in a local domain, 0 not local. */
+int smtp_vrfy_lookup(struct smtp_session *s, const char *addr);
 /* "ESMTPSA" etc. (RFC 3848) */
 const char *smtp_proto_name(const struct smtp_session *s);
 

@@ -274,7 +274,7 @@ def test_command_order_and_syntax_errors(inst):
     # <postmaster> without a domain: the first local domain's (catchall.test: accepted)
     assert smtp_cmd(conn, "RCPT TO:<Postmaster>")[0] == 250
     assert smtp_cmd(conn, "HELP")[0] == 214
-    assert smtp_cmd(conn, "VRFY alice")[0] == 252
+    assert smtp_cmd(conn, "VRFY alice@example.test")[0] == 252   # smtp.vrfy is off
     assert smtp_cmd(conn, "QUIT")[0] == 221
     conn.close()
 
@@ -594,6 +594,20 @@ def test_quota_checked_at_rcpt_and_data(inst):
     assert code == 452 and text.startswith(b"4.2.2"), text
     s.quit()
     assert len(dump(inst, "small@example.test")) == 1
+
+
+def test_vrfy_when_configured(make_warren):
+    w = make_warren(extra="smtp { vrfy = true }\n", log_level="info",
+                    listeners={"smtp": ("smtp", "starttls")})
+    w.start()
+    conn = smtp_open(w, "smtp")
+    assert smtp_cmd(conn, "VRFY <alice@example.test>") == (250, ["2.0.0 <alice@example.test>"])
+    assert smtp_cmd(conn, "VRFY info@example.test")[0] == 250
+    code, text = smtp_cmd(conn, "VRFY nobody@example.test")
+    assert code == 550 and text[0].startswith("5.1.1"), text
+    assert smtp_cmd(conn, "VRFY someone@elsewhere.test")[0] == 252
+    assert smtp_cmd(conn, "VRFY alice")[0] == 252
+    conn.close()
 
 
 def test_quota_permanent_when_configured(make_warren):
