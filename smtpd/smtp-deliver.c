@@ -233,7 +233,7 @@ void smtp_deliver(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
 	off_t size = lseek(t->fd, 0, SEEK_END);
-	char pm[SMTP_MSGID_LOG_MAX + 1], pf[SMTP_PATH_MAX + 1];
+	char pm[SMTP_MSGID_LOG_MAX + 1], pf[SMTP_PATH_MAX + 1], pe[SMTP_ENVID_MAX + 1];
 	if (t->msgid_len > 0)
 		log_info("%s: message-id=%s", t->queue_id,
 			 log_printable(pm, sizeof(pm), t->msgid, t->msgid_len));
@@ -241,7 +241,7 @@ void smtp_deliver(struct smtp_session *s)
 		log_info("%s: from=<%s>, size=%lld, nrcpt=%u%s%s%s%s", t->queue_id,
 		 log_printable(pf, sizeof(pf), t->from, strlen(t->from)), (long long)size,
 		 t->rcpt_accepted, t->envid != NULL ? ", envid=" : "",
-		 t->envid != NULL ? t->envid : "",
+		 t->envid != NULL ? log_printable(pe, sizeof(pe), t->envid, strlen(t->envid)) : "",
 		 t->ret == 1 ? ", ret=FULL" : t->ret == 2 ? ", ret=HDRS" : "",
 		 t->smtputf8 ? ", smtputf8" : "");
 
