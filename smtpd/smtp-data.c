@@ -151,6 +151,8 @@ static void header_name_done(struct smtp_txn *t)
 		t->msgid_len = 0;
 	} else if (strcmp(t->hdr_name, "date") == 0) {
 		t->has_date = true;
+	} else if (strcmp(t->hdr_name, "received") == 0) {
+		t->hops++;
 	}
 }
 
@@ -229,6 +231,12 @@ static void message_done(struct smtp_session *s, bool bare_refused, bool line_to
 			 s->client_name, s->client_ip, (unsigned long long)t->max_size, t->from,
 			 smtp_proto_name(s), s->helo);
 		smtp_reply(s, 552, "5.3.4 Error: message file too big");
+	} else if (t->hops > SMTP_HOPS_MAX) {
+		log_info("%s: reject: %s from %s[%s]: 554 5.4.6 too many hops (%u Received headers, "
+			 "a mail loop?); from=<%s> proto=%s helo=<%s>", qid,
+			 t->chunking ? "BDAT" : "DATA", s->client_name, s->client_ip, t->hops, t->from,
+			 smtp_proto_name(s), s->helo);
+		smtp_reply(s, 554, "5.4.6 Error: too many hops (mail loop?)");
 	} else if (line_too_long) {
 		log_info("%s: reject: DATA from %s[%s]: 552 5.3.4 line longer than %u bytes; "
 			 "from=<%s> proto=%s helo=<%s>", qid, s->client_name, s->client_ip,

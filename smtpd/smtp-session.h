@@ -31,6 +31,9 @@
 #define SMTP_EXPAND_MAX 1000
 /* Bytes buffered before the spool file is written. */
 #define SMTP_SPOOL_BUF (64 * 1024)
+/* Received headers a message may carry before it is refused as looping (RFC 5321
+ * 6.3 suggests at least 100; Postfix's hopcount_limit is 50). */
+#define SMTP_HOPS_MAX 100
 /* Message-ID kept for the log line. */
 #define SMTP_MSGID_LOG_MAX 200
 
@@ -139,6 +142,7 @@ struct smtp_txn {
 	char hdr_name[16];
 	size_t hdr_name_len;
 	bool has_msgid, has_date;
+	unsigned hops;                      /* Received headers seen */
 	char msgid[SMTP_MSGID_LOG_MAX + 1];
 	size_t msgid_len;
 };

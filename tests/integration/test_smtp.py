@@ -564,6 +564,23 @@ def test_message_growing_past_limit_in_data(inst):
     assert dump(inst, "tiny@example.test") == []
 
 
+def test_mail_loop_refused_by_hop_count(inst):
+    hops = b"".join(b"Received: from h%d.test by h%d.test; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+                    % (i, i + 1) for i in range(101))
+    s = smtp25(inst)
+    s.mail("x@remote.test")
+    s.rcpt("alice@example.test")
+    code, text = s.data(hops + b"Subject: looping\r\n\r\nx\r\n")
+    assert code == 554 and text.startswith(b"5.4.6"), text
+    # 100 are still fine
+    s.mail("x@remote.test")
+    s.rcpt("alice@example.test")
+    code, text = s.data(hops[hops.index(b"Received: from h1.test"):] + b"Subject: far\r\n\r\nx\r\n")
+    assert code == 250, text
+    s.quit()
+    assert copies(inst, "alice@example.test", b"Subject: looping") == []
+
+
 def test_long_lines_accepted_and_stored_as_received(inst):
     line = b"L" * 20000
     s = smtp25(inst)
