@@ -748,6 +748,26 @@ def test_folded_message_id_is_seen(inst):
     inst.wait_log(f"{qid}: message-id=<folded.1@client.test>")
 
 
+def test_thunderbird_like_submission(inst):
+    """CLIENTS.md: EHLO [127.0.0.1], MAIL ... BODY=8BITMIME SIZE=N, RCPT, DATA, QUIT."""
+    body = "From: Alice <alice@example.test>\r\nTo: bob@example.test\r\n" \
+           "Subject: from thunderbird\r\nContent-Type: text/plain; charset=UTF-8\r\n" \
+           "Content-Transfer-Encoding: 8bit\r\n\r\nSchöne Grüße\r\n".encode()
+    conn = smtp_open(inst, "submission", ehlo="[127.0.0.1]", tls="starttls")
+    assert smtp_cmd(conn, "AUTH PLAIN " + sasl_plain("alice@example.test", "secret"))[0] == 235
+    assert smtp_cmd(conn, f"MAIL FROM:<alice@example.test> BODY=8BITMIME SIZE={len(body)}")[0] == 250
+    assert smtp_cmd(conn, "RCPT TO:<bob@example.test>")[0] == 250
+    assert smtp_cmd(conn, "DATA")[0] == 354
+    conn.send(body + b".\r\n")
+    code, text = smtp_reply(conn)
+    assert code == 250, text
+    assert smtp_cmd(conn, "QUIT")[0] == 221
+    conn.close()
+    got = copies(inst, "bob@example.test", b"Subject: from thunderbird")[-1][4]
+    assert b"Received: from [127.0.0.1] (unknown [127.0.0.1])" in got
+    assert got.endswith("Schöne Grüße\r\n".encode())
+
+
 def test_auth_plain_with_two_spaces(inst):
     conn = smtp_open(inst, "submission", tls="starttls")
     code, text = smtp_cmd(conn, "AUTH PLAIN  " + sasl_plain("alice@example.test", "secret"))
