@@ -37,6 +37,7 @@ enum out_state {
 	OUT_TXN,        /* MAIL / RCPT / DATA replies */
 	OUT_BODY,       /* sending the message; then its final reply */
 	OUT_QUIT,
+	OUT_IDLE,       /* transaction done, kept for the next message (OUT_IDLE_MS) */
 	OUT_DONE,
 };
 
@@ -44,7 +45,7 @@ static const char *const state_names[] = {
 	"connecting", "receiving the initial server greeting", "sending EHLO",
 	"sending HELO", "sending STARTTLS", "performing the TLS handshake",
 	"sending AUTH", "sending MAIL/RCPT/DATA", "sending message body", "sending QUIT",
-	"done",
+	"idle", "done",
 };
 
 enum { EXT_PIPELINING = 0x1, EXT_STARTTLS = 0x2, EXT_8BITMIME = 0x4, EXT_SIZE = 0x8,
@@ -77,10 +78,15 @@ struct out_client {
 	size_t body_pos;              /* in the combined dkim + body */
 	bool body_bol;
 	bool body_sent;
+	/* kept for reuse */
+	struct out_client *idle_next;
+	char key[320];
+	unsigned transactions;
 };
 
 static void client_write(struct out_client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+static void start_txn(struct out_client *c);
 
 static void client_write(struct out_client *c, const char *fmt, ...)
 {
@@ -97,8 +103,8 @@ static void client_write(struct out_client *c, const char *fmt, ...)
 
 static void set_state(struct out_client *c, enum out_state state, unsigned timeout_ms)
 {
-	log_debug("%s: %s: %s -> %s", c->job->d->msg.id, c->remote, state_names[c->state],
-		  state_names[state]);
+	log_debug("%s: %s: %s -> %s", c->job != NULL ? c->job->d->msg.id : "-", c->remote,
+		  state_names[c->state], state_names[state]);
 	c->state = state;
 	if (c->conn != NULL && timeout_ms != 0)
 		net_conn_set_idle_timeout(c->conn, timeout_ms);
@@ -147,10 +153,30 @@ static void fail_pending_rcpts(struct out_client *c, int code, const char *statu
 			queue_rcpt_result(job->d, job->rcpts[i], code, status, text, c->remote);
 }
 
+static struct qrunner *idle_runner;   /* the runner whose cache holds idle clients */
+
+static void idle_unlink(struct out_client *c)
+{
+	struct qrunner *r = idle_runner;
+	for (struct out_client **pp = r != NULL ? &r->idle : NULL; pp != NULL && *pp != NULL;
+	     pp = &(*pp)->idle_next) {
+		if (*pp == c) {
+			*pp = c->idle_next;
+			r->n_idle--;
+			return;
+		}
+	}
+}
+
 static void on_close(struct net_conn *conn, void *ctx)
 {
 	struct out_client *c = ctx;
 	c->conn = NULL;
+	if (c->state == OUT_IDLE) {
+		idle_unlink(c);
+		client_free(c);
+		return;
+	}
 	if (c->state != OUT_DONE) {
 		char text[QUEUE_REPLY_MAX];
 		snprintf(text, sizeof(text), "lost connection with %s while %s", c->remote,
@@ -172,6 +198,13 @@ static void on_close(struct net_conn *conn, void *ctx)
 static void on_timeout(struct net_conn *conn, void *ctx)
 {
 	struct out_client *c = ctx;
+	if (c->state == OUT_IDLE) {
+		/* nobody needed it: QUIT (the connection closes after this) */
+		idle_unlink(c);
+		c->state = OUT_DONE;
+		client_write(c, "QUIT");
+		return;
+	}
 	char text[QUEUE_REPLY_MAX];
 	snprintf(text, sizeof(text), "conversation with %s timed out while %s", c->remote,
 		 state_names[c->state]);
@@ -194,6 +227,75 @@ static void quit(struct out_client *c, bool transaction)
 		net_conn_close(c->conn);
 	}
 	session_over(c, transaction);
+}
+
+/* After a transaction: keep the connection for the next message to the same
+ * destination, or say QUIT. */
+static void txn_over(struct out_client *c)
+{
+	struct qjob *job = c->job;
+	struct qrunner *r = job->d->r;
+	c->transactions++;
+	if (r->stopping || c->conn == NULL || r->n_idle >= OUT_IDLE_MAX ||
+	    job->route_key[0] == '\0') {
+		quit(c, true);
+		return;
+	}
+	snprintf(c->key, sizeof(c->key), "%s", job->route_key);
+	set_state(c, OUT_IDLE, OUT_IDLE_MS);
+	c->job = NULL;
+	c->idle_next = r->idle;
+	r->idle = c;
+	r->n_idle++;
+	idle_runner = r;
+	job->client = NULL;
+	queue_job_done(job);
+}
+
+bool out_client_reuse(struct qjob *job)
+{
+	struct qrunner *r = job->d->r;
+	struct out_client *c = NULL;
+	for (struct out_client **pp = &r->idle; *pp != NULL; pp = &(*pp)->idle_next) {
+		if (strcmp((*pp)->key, job->route_key) == 0 && (*pp)->conn != NULL) {
+			c = *pp;
+			*pp = c->idle_next;
+			r->n_idle--;
+			break;
+		}
+	}
+	if (c == NULL)
+		return false;
+	c->job = job;
+	job->client = c;
+	free(c->rcpt_ok);
+	c->rcpt_ok = x_calloc(job->n_rcpts + 1, sizeof(bool));
+	c->replies_done = 0;
+	c->mail_ok = false;
+	c->accepted = 0;
+	c->data_done = false;
+	c->body_pos = 0;
+	c->body_sent = false;
+	buf_clear(&c->reply);
+	log_info("%s: reusing the connection to %s (transaction %u)", job->d->msg.id,
+		 c->remote, c->transactions + 1);
+	c->state = OUT_TXN;
+	start_txn(c);
+	return true;
+}
+
+void out_client_close_idle(struct qrunner *r)
+{
+	while (r->idle != NULL) {
+		struct out_client *c = r->idle;
+		r->idle = c->idle_next;
+		r->n_idle--;
+		c->state = OUT_DONE;   /* on_close frees it */
+		if (c->conn != NULL) {
+			client_write(c, "QUIT");
+			net_conn_close(c->conn);
+		}
+	}
 }
 
 void out_client_abort(struct out_client *c)
@@ -614,7 +716,11 @@ static void body_reply(struct out_client *c, int code, const char *text)
 	for (size_t k = 0; k < job->n_rcpts; k++)
 		if (c->rcpt_ok[k])
 			queue_rcpt_result(job->d, job->rcpts[k], code, NULL, text, c->remote);
-	quit(c, true);
+	if (code / 100 == 4 && code != 450 && code != 451 && code != 452) {
+		quit(c, true);   /* 421 and the like: the server wants us gone */
+		return;
+	}
+	txn_over(c);
 }
 
 static void handle_reply(struct out_client *c, int code, const char *text)
@@ -698,6 +804,13 @@ static void on_input(struct net_conn *conn, void *ctx)
 	enum net_line_status st;
 	while (c->state != OUT_DONE && c->conn != NULL &&
 	       (st = net_conn_read_line(conn, &line)) != NET_LINE_NEED_MORE) {
+		if (c->state == OUT_IDLE) {
+			/* a kept connection speaks (421 at the server's timeout): let it go */
+			idle_unlink(c);
+			c->state = OUT_DONE;
+			net_conn_close(conn);
+			return;
+		}
 		if (st == NET_LINE_TOO_LONG || line.len < 3 || !isdigit((unsigned char)line.data[0]) ||
 		    !isdigit((unsigned char)line.data[1]) || !isdigit((unsigned char)line.data[2]) ||
 		    (line.len > 3 && line.data[3] != ' ' && line.data[3] != '-')) {

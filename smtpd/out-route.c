@@ -264,6 +264,10 @@ void out_route_start(struct qjob *job)
 		job->auth_password = conf->queue.relayhost_password;
 	}
 	if (relay != NULL) {
+		snprintf(job->route_key, sizeof(job->route_key), "relay:%.200s:%.80s:%d", relay,
+			 job->auth_user != NULL ? job->auth_user : "", job->tls_required);
+		if (out_client_reuse(job))
+			return;
 		job->relay = true;
 		if (parse_hop(relay, 25, &job->hops[0]) < 0) {
 			char text[QUEUE_REPLY_MAX];
@@ -278,6 +282,10 @@ void out_route_start(struct qjob *job)
 		resolve_hop(job);
 		return;
 	}
+	snprintf(job->route_key, sizeof(job->route_key), "mx:%.256s:%d", job->domain,
+		 job->tls_required);
+	if (out_client_reuse(job))
+		return;
 	if (job->d->r->dns == NULL) {
 		job_fail(job, 0, "4.4.3", "no DNS resolver", false);
 		job_give_up(job);

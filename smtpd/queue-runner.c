@@ -498,6 +498,7 @@ void outbound_stop(struct service *svc)
 		for (size_t i = 0; i < d->n_jobs; i++)
 			if (d->jobs[i].client != NULL)
 				out_client_abort(d->jobs[i].client);
+	out_client_close_idle(r);
 	if (r->dns != NULL)
 		dns_resolver_free(&r->dns);
 	uv_close((uv_handle_t *)&r->timer, NULL);

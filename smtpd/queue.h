@@ -43,6 +43,11 @@
 #define QUEUE_LEASE_S 3600
 /* Largest message the runner loads for delivery. */
 #define QUEUE_BODY_MAX ((size_t)4 << 30)
+/* A connection whose transaction is done is kept this long for the next message
+ * to the same destination (Postfix's smtp_connection_cache_time_limit), and at
+ * most this many per process. */
+#define OUT_IDLE_MS 3000
+#define OUT_IDLE_MAX 20
 /* Body bytes queued on the connection per write while sending DATA. */
 #define OUT_BODY_CHUNK (64 * 1024)
 /* Header part of the original message returned in a bounce without RET=FULL. */
@@ -69,6 +74,7 @@ struct qjob {
 	size_t n_rcpts;
 	bool local;               /* a local domain: into the store */
 	/* route */
+	char route_key[320];      /* destination of cached connections: "mx:domain", "relay:host" */
 	bool relay;               /* smart host or relay_host: no MX lookup */
 	bool tls_required;
 	const char *auth_user, *auth_password;
@@ -115,6 +121,8 @@ struct qrunner {
 	unsigned active;              /* deliveries in progress */
 	struct qjob *waiting, **waiting_tail;
 	struct dest_count *dests;     /* connections per destination domain */
+	struct out_client *idle;      /* connections kept for reuse (out-client.c) */
+	unsigned n_idle;
 	bool scanning, rescan, stopping;
 };
 
@@ -144,6 +152,11 @@ void out_route_next(struct qjob *job);
 /* out-client.c */
 void out_client_start(struct qjob *job, const char *addr, const struct out_hop *hop);
 void out_client_abort(struct out_client *c);
+/* Takes a kept connection to the job's route_key, if any, and starts the job's
+ * transaction on it. */
+bool out_client_reuse(struct qjob *job);
+/* Closes every kept connection (shutdown). */
+void out_client_close_idle(struct qrunner *r);
 SSL_CTX *out_client_tls_ctx(void);
 
 /* out-bounce.c: a DSN about the recipients whose flag is set in which[] (action:

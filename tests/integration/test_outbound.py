@@ -414,7 +414,8 @@ def test_remote_domain_relayed_to_its_internal_host(pair_factory):
 
 
 def test_queue_commands(pair_factory):
-    p = pair_factory().start(receiver=False)
+    # retries an hour apart: only the commands make anything happen
+    p = pair_factory(sender_queue="retry_min = 1h  retry_max = 1h").start(receiver=False)
     qid = inject(p.sender, "alice@example.test", ["bob@dest.test"], message("held"))
     p.sender.wait_log(f"{qid}: to=<bob@dest.test>")
     ctl = lambda *a: warrenctl("-c", p.sender.config_path, "queue", *a)
@@ -422,13 +423,14 @@ def test_queue_commands(pair_factory):
     assert r.returncode == 0 and "placed on hold" in r.stdout
     assert re.search(rf"^{qid}!", ctl("list").stdout, re.M)
     p.receiver.start()
-    time.sleep(3)   # several retry intervals: a held message stays
+    r = ctl("flush", qid)           # due now, but held: stays
+    assert r.returncode == 0 and "flushed" in r.stdout
+    time.sleep(3)
     assert pop3_messages(p.receiver, "bob@dest.test") == []
-    r = ctl("release", qid)
+    assert p.sender.log().count(f"{qid}: to=<bob@dest.test>") == 1
+    r = ctl("release", qid)         # due and released: delivered at once
     assert r.returncode == 0 and "released" in r.stdout
-    r = ctl("flush", qid)
-    assert r.returncode == 0
-    assert wait_messages(p.receiver, "bob@dest.test")
+    assert wait_messages(p.receiver, "bob@dest.test", timeout=10)
     p.sender.wait_log(f"{qid}: removed")
     assert "Mail queue is empty" in ctl("list").stdout
     # delete, and the errors for ids that are not there
@@ -716,3 +718,24 @@ def test_misbehaving_server_is_retried_never_crashes(pair_factory):
         assert "MAIL FROM:<alice@example.test>" in fake.seen
     finally:
         fake.close()
+
+
+def test_connection_reused_for_the_same_destination(pair_factory):
+    # three messages wait for a receiver that is down; then all are due at once
+    # with one connection allowed per destination: the later ones reuse it
+    p = pair_factory(sender_queue="destination_concurrency = 1  retry_min = 60s  "
+                                  "retry_max = 60s").start(receiver=False)
+    ids = [inject(p.sender, "alice@example.test", ["bob@dest.test"], message(f"reuse {i}"))
+           for i in range(3)]
+    for qid in ids:
+        p.sender.wait_log(f"{qid}: to=<bob@dest.test>, relay=none")
+    p.receiver.start()
+    r = warrenctl("-c", p.sender.config_path, "queue", "flush")
+    assert r.returncode == 0 and "3 messages flushed" in r.stdout, r.stdout + r.stderr
+    assert len(wait_messages(p.receiver, "bob@dest.test", count=3)) == 3
+    for qid in ids:
+        p.sender.wait_log(f"{qid}: removed")
+    log = p.sender.log()
+    assert log.count("reusing the connection to mx.dest.test") == 2, log[-4000:]
+    # the harness's start-up probe, then one connection for all three
+    assert p.receiver.log().count("connect from unknown[127.0.0.1] to smtp") == 2
