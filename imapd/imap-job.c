@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* Bytes of responses one job may build (a whole 20 MB message fits). */
 #define IMAP_JOB_OUTPUT_MAX ((size_t)512 * 1024 * 1024)
@@ -141,6 +142,78 @@ static void report_fetch(struct imap_job *job, size_t seq, const struct imap_msg
 	buf_append_str(&job->out, ")\r\n");
 }
 
+static bool uid_listed(const uint32_t *uids, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (uids[mid] < uid)
+			lo = mid + 1;
+		else if (uids[mid] > uid)
+			hi = mid;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* The index of uid in the selection, or -1. */
+static ssize_t find_uid(const struct imap_selected *sel, uint32_t uid)
+{
+	size_t lo = 0, hi = sel->count;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (sel->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else if (sel->msgs[mid].uid > uid)
+			hi = mid;
+		else
+			return (ssize_t)mid;
+	}
+	return -1;
+}
+
+/* Expunges since the client's modseq, from the highest sequence number down so
+ * the numbers stay right (RFC 3501 7.4.1); VANISHED once QRESYNC is on. */
+static bool sync_expunges(struct imap_job *job, bool allow_expunge)
+{
+	struct imap_session *s = job->s;
+	struct imap_selected *sel = s->sel;
+	uint32_t *uids;
+	size_t n;
+	if (sel->count == 0 ||
+	    store_expunged_since(job->store, sel->id, sel->highestmodseq, &uids, &n) != 0)
+		return false;
+	imap_sort_uids(uids, n);
+	bool kept = false;
+	uint32_t *gone = x_malloc((n + 1) * sizeof(*gone));
+	size_t n_gone = 0;
+	for (size_t i = sel->count; i-- > 0 && n > 0;) {
+		if (!uid_listed(uids, n, sel->msgs[i].uid))
+			continue;
+		if (!allow_expunge) {
+			kept = true;
+			continue;
+		}
+		if (s->enabled_qresync)
+			gone[n_gone++] = sel->msgs[i].uid;
+		else
+			buf_printf(&job->out, "* %zu EXPUNGE\r\n", i + 1);
+		free(sel->msgs[i].keywords);
+		memmove(&sel->msgs[i], &sel->msgs[i + 1], (sel->count - i - 1) * sizeof(sel->msgs[0]));
+		sel->count--;
+	}
+	if (n_gone > 0) {
+		imap_sort_uids(gone, n_gone);
+		buf_append_str(&job->out, "* VANISHED ");
+		imap_append_uidset(&job->out, gone, n_gone);
+		buf_append_str(&job->out, "\r\n");
+	}
+	free(gone);
+	free(uids);
+	return kept;
+}
+
 int imap_sync_work(struct imap_job *job, bool allow_expunge)
 {
 	struct imap_session *s = job->s;
@@ -156,75 +229,30 @@ int imap_sync_work(struct imap_job *job, bool allow_expunge)
 	if (mb.highestmodseq == sel->highestmodseq && mb.uidnext == sel->uidnext &&
 	    mb.messages == sel->count)
 		return 0;
+	bool kept_expunged = sync_expunges(job, allow_expunge);
+	/* what changed or arrived since: only those records are read */
 	struct store_message *list;
 	size_t n;
-	ret = store_messages(job->store, sel->id, 1, 0xffffffffu, &list, &n);
+	ret = store_messages_changed(job->store, sel->id, sel->highestmodseq, &list, &n);
 	if (ret != 0)
 		return ret;
-	/* expunges, from the highest sequence number down so the numbers stay right */
-	bool kept_expunged = false;
-	if (sel->count > 0) {
-		size_t j = n;
-		struct buf vanished = BUF_INIT(16 * 1024 * 1024);
-		uint32_t *gone = NULL;
-		size_t n_gone = 0;
-		for (size_t i = sel->count; i-- > 0;) {
-			uint32_t uid = sel->msgs[i].uid;
-			while (j > 0 && list[j - 1].uid > uid)
-				j--;
-			if (j > 0 && list[j - 1].uid == uid)
-				continue;
-			if (!allow_expunge) {
-				kept_expunged = true;
-				continue;
-			}
-			if (s->enabled_qresync) {
-				gone = x_realloc(gone, (n_gone + 1) * sizeof(*gone));
-				gone[n_gone++] = uid;
-			} else {
-				buf_printf(&job->out, "* %zu EXPUNGE\r\n", i + 1);
-			}
-			free(sel->msgs[i].keywords);
-			memmove(&sel->msgs[i], &sel->msgs[i + 1],
-				(sel->count - i - 1) * sizeof(sel->msgs[0]));
-			sel->count--;
-		}
-		if (n_gone > 0) {
-			/* collected in descending order */
-			for (size_t a = 0, b = n_gone - 1; a < b; a++, b--) {
-				uint32_t t = gone[a];
-				gone[a] = gone[b];
-				gone[b] = t;
-			}
-			imap_append_uidset(&vanished, gone, n_gone);
-			buf_printf(&job->out, "* VANISHED %.*s\r\n", (int)buf_len(&vanished),
-				   buf_data(&vanished));
-		}
-		free(gone);
-		buf_free(&vanished);
-	}
-	/* flag changes of the messages the client knows */
-	size_t j = 0;
-	for (size_t i = 0; i < sel->count; i++) {
-		struct imap_msg *m = &sel->msgs[i];
-		while (j < n && list[j].uid < m->uid)
-			j++;
-		if (j >= n || list[j].uid != m->uid)
-			continue;
-		if (list[j].flags != m->flags || !same_keywords(list[j].keywords, m->keywords) ||
-		    (s->enabled_condstore && list[j].modseq != m->modseq)) {
-			imap_msg_set(m, &list[j]);
-			report_fetch(job, i + 1, m);
-		} else {
-			m->modseq = list[j].modseq;
-		}
-	}
-	/* new messages */
 	uint32_t last = sel->count > 0 ? sel->msgs[sel->count - 1].uid : 0;
 	size_t before = sel->count;
 	for (size_t k = 0; k < n; k++) {
-		if (list[k].uid <= last)
+		if (list[k].uid <= last) {
+			ssize_t i = find_uid(sel, list[k].uid);
+			if (i < 0)
+				continue;
+			struct imap_msg *m = &sel->msgs[i];
+			if (list[k].flags != m->flags || !same_keywords(list[k].keywords, m->keywords) ||
+			    (s->enabled_condstore && list[k].modseq != m->modseq)) {
+				imap_msg_set(m, &list[k]);
+				report_fetch(job, (size_t)i + 1, m);
+			} else {
+				m->modseq = list[k].modseq;
+			}
 			continue;
+		}
 		if (sel->count == sel->cap) {
 			sel->cap = sel->cap == 0 ? 64 : sel->cap * 2;
 			sel->msgs = x_realloc(sel->msgs, sel->cap * sizeof(*sel->msgs));
@@ -233,15 +261,14 @@ int imap_sync_work(struct imap_job *job, bool allow_expunge)
 		imap_msg_set(&sel->msgs[sel->count], &list[k]);
 		sel->count++;
 	}
+	free(list);
 	if (sel->count != before)
 		buf_printf(&job->out, "* %zu EXISTS\r\n", sel->count);
-	if (!kept_expunged) {
+	if (!kept_expunged)
 		sel->highestmodseq = mb.highestmodseq;
-	} else {
+	else
 		sel->changed = true;
-	}
 	sel->uidnext = mb.uidnext;
-	free(list);
 	return 0;
 }
 

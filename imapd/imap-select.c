@@ -50,6 +50,9 @@ void imap_append_flags(struct buf *out, unsigned flags, const char *keywords)
 
 /* ---- SELECT / EXAMINE ---- */
 
+/* UIDs read per store call while selecting. */
+#define SELECT_UID_CHUNK 4096
+
 struct select_job {
 	struct imap_job job;
 	char name[512];
@@ -99,11 +102,6 @@ static int select_work(struct imap_job *job)
 	int ret = store_mailbox_get(job->store, s->user->address, sj->name, &mb);
 	if (ret != 0)
 		return ret;
-	struct store_message *list;
-	size_t n;
-	ret = store_messages(job->store, mb.id, 1, 0xffffffffu, &list, &n);
-	if (ret != 0)
-		return ret;
 	struct imap_selected *sel = x_calloc(1, sizeof(*sel));
 	sel->id = mb.id;
 	snprintf(sel->name, sizeof(sel->name), "%s", mb.name);
@@ -112,17 +110,33 @@ static int select_work(struct imap_job *job)
 	sel->uidvalidity = mb.uidvalidity;
 	sel->uidnext = mb.uidnext;
 	sel->highestmodseq = mb.highestmodseq;
-	sel->cap = n > 0 ? n : 16;
+	sel->cap = mb.messages > 0 ? mb.messages : 16;
 	sel->msgs = x_calloc(sel->cap, sizeof(*sel->msgs));
-	size_t first_unseen = 0;
-	for (size_t i = 0; i < n; i++) {
-		imap_msg_set(&sel->msgs[i], &list[i]);
-		if (first_unseen == 0 && !(list[i].flags & STORE_FLAG_SEEN))
-			first_unseen = i + 1;
-	}
-	sel->count = n;
-	free(list);
 	sj->sel = sel;
+	size_t first_unseen = 0;
+	/* read in UID ranges: a store record is large, the session's copy small */
+	for (uint64_t lo = 1; lo < mb.uidnext; lo += SELECT_UID_CHUNK) {
+		uint64_t hi = lo + SELECT_UID_CHUNK - 1;
+		struct store_message *list;
+		size_t n;
+		ret = store_messages(job->store, mb.id, (uint32_t)lo,
+				     hi >= mb.uidnext ? 0xffffffffu : (uint32_t)hi, &list, &n);
+		if (ret != 0)
+			return ret;
+		for (size_t i = 0; i < n; i++) {
+			if (sel->count == sel->cap) {
+				sel->cap *= 2;
+				sel->msgs = x_realloc(sel->msgs, sel->cap * sizeof(*sel->msgs));
+			}
+			memset(&sel->msgs[sel->count], 0, sizeof(sel->msgs[0]));
+			imap_msg_set(&sel->msgs[sel->count], &list[i]);
+			if (first_unseen == 0 && !(list[i].flags & STORE_FLAG_SEEN))
+				first_unseen = sel->count + 1;
+			sel->count++;
+		}
+		free(list);
+	}
+	size_t n = sel->count;
 
 	struct buf kw = BUF_INIT(8192);
 	collect_keywords(sel, &kw);

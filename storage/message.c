@@ -61,8 +61,26 @@ static int msg_put(struct store *s, DB_TXN *txn, uint64_t mailbox_id,
 
 /* ---- listing ---- */
 
+static int messages_scan(struct store *store, uint64_t mailbox_id, uint32_t uid_first,
+			 uint32_t uid_last, uint64_t above_modseq,
+			 struct store_message **messages_r, size_t *count_r);
+
 int store_messages(struct store *store, uint64_t mailbox_id, uint32_t uid_first,
 		   uint32_t uid_last, struct store_message **messages_r, size_t *count_r)
+{
+	return messages_scan(store, mailbox_id, uid_first, uid_last, 0, messages_r, count_r);
+}
+
+int store_messages_changed(struct store *store, uint64_t mailbox_id, uint64_t modseq,
+			   struct store_message **messages_r, size_t *count_r)
+{
+	return messages_scan(store, mailbox_id, 1, 0xffffffffu, modseq, messages_r, count_r);
+}
+
+/* Messages in [uid_first, uid_last] whose modseq is above above_modseq. */
+static int messages_scan(struct store *store, uint64_t mailbox_id, uint32_t uid_first,
+			 uint32_t uid_last, uint64_t above_modseq,
+			 struct store_message **messages_r, size_t *count_r)
 {
 	*messages_r = NULL;
 	*count_r = 0;
@@ -99,7 +117,9 @@ int store_messages(struct store *store, uint64_t mailbox_id, uint32_t uid_first,
 			ret = STORE_EIO;
 			break;
 		}
-		items[n++].uid = uid;
+		items[n].uid = uid;
+		if (items[n].modseq > above_modseq)
+			n++;
 		dbt_user(&key, k, sizeof(k));
 		dbt_user(&data, v, sizeof(v));
 		ret = c->get(c, &key, &data, DB_NEXT);

@@ -208,6 +208,11 @@ int store_append(struct store *store, const char *user, const char *mailbox,
 int store_messages(struct store *store, uint64_t mailbox_id, uint32_t uid_first,
 		   uint32_t uid_last, struct store_message **messages_r, size_t *count_r);
 
+/* Messages whose modseq is above modseq (what changed or arrived since), in UID
+ * order; malloc'ed array. Walks the mailbox but keeps only those. */
+int store_messages_changed(struct store *store, uint64_t mailbox_id, uint64_t modseq,
+			   struct store_message **messages_r, size_t *count_r);
+
 enum store_flags_mode {
 	STORE_FLAGS_ADD,
 	STORE_FLAGS_REMOVE,
