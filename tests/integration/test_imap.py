@@ -1167,3 +1167,49 @@ def test_utf8_accept_and_imap4rev2(inst):
     imap = login(inst)
     assert "&ANw-berweisungen" in list_names(ok(imap.list('""', "*")))
     imap.logout()
+
+
+def test_rename_inbox_and_delete_with_children(inst):
+    imap = login(inst)
+    ok(imap.append("INBOX", None, None, MESSAGE))
+    ok(imap.rename("INBOX", "Old"))
+    # INBOX stays, empty; its messages moved to the new name
+    assert ok(imap.status("INBOX", "(MESSAGES)"))[0].endswith(b"(MESSAGES 0)")
+    assert ok(imap.status("Old", "(MESSAGES)"))[0].endswith(b"(MESSAGES 1)")
+    ok(imap.create("Parent/Child"))
+    ok(imap.create("Parent"))
+    ok(imap.rename("Parent", "Moved"))
+    names = list_names(ok(imap.list('""', "*")))
+    assert "Moved/Child" in names and "Parent/Child" not in names
+    assert "\\HasChildren" in names["Moved"]
+    # deleting a parent leaves its children; the parent then shows as \Noselect
+    ok(imap.delete("Moved"))
+    top = list_names(ok(imap.list('""', "%")))
+    assert top["Moved"] == ["\\Noselect", "\\HasChildren"]
+    typ, data = imap.select("Moved")
+    assert typ == "NO" and b"[NONEXISTENT]" in data[0]
+    imap.logout()
+
+
+def test_state_and_literal_errors(inst):
+    conn = LineConn.open(inst, "imap")
+    conn.readline()
+    for tag, cmd in [("n1", "SELECT INBOX"), ("n2", 'LIST "" "*"'), ("n3", "FETCH 1 FLAGS"),
+                     ("n4", "IDLE")]:
+        _, tagged = imap_cmd(conn, tag, cmd)
+        assert tagged.startswith(tag + " BAD"), (cmd, tagged)
+    _, tagged = imap_cmd(conn, "a0", f"LOGIN {ALICE} {PASSWORD}")
+    assert tagged.startswith("a0 OK")
+    for tag, cmd in [("s1", "FETCH 1 FLAGS"), ("s2", "EXPUNGE"), ("s3", "CLOSE"),
+                     ("s4", "UID FETCH 1 FLAGS"), ("s5", "LOGIN a b"), ("s6", "STARTTLS")]:
+        _, tagged = imap_cmd(conn, tag, cmd)
+        assert tagged.startswith(tag + " BAD"), (cmd, tagged)
+    # a synchronising literal too big is refused before it is sent; a
+    # non-synchronising one cannot be skipped: the session ends
+    _, tagged = imap_cmd(conn, "l1", "CREATE {2000000}")
+    assert tagged.startswith("l1 NO [TOOBIG]"), tagged
+    _, tagged = imap_cmd(conn, "l2", "NOOP")
+    assert tagged.startswith("l2 OK")
+    conn.send(b"l3 CREATE {2000000+}\r\n")
+    assert conn.readline().startswith("* BYE [TOOBIG]")
+    assert conn.closed_within(5)
