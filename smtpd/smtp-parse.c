@@ -26,7 +26,7 @@ static bool atext(unsigned char c, bool utf8)
 
 static bool valid_local(const char *s, size_t len, bool utf8)
 {
-	if (len == 0 || len > SMTP_LOCAL_MAX)
+	if (len == 0 || len > SMTP_PATH_MAX)
 		return false;
 	if (s[0] == '"') {
 		/* quoted-string: qtextSMTP or quoted-pairSMTP */

@@ -8,6 +8,7 @@
  * Quota is checked against the store (off the loop thread) before 250 is said.
  */
 #include "smtpd/smtp-session.h"
+#include "smtpd/outbound.h"
 #include "common/log.h"
 #include "common/pool.h"
 
@@ -124,13 +125,14 @@ static enum resolve_result resolve(struct smtp_session *s, const char *addr,
 		add_external(e, addr, false);   /* the queue relays it to relay_host */
 		return RESOLVE_OK;
 	}
-	char local[SMTP_LOCAL_MAX + 1];
-	size_t n = (size_t)(at - addr);
-	if (n > SMTP_LOCAL_MAX)
-		return RESOLVE_UNKNOWN;
-	for (size_t i = 0; i < n; i++)
-		local[i] = (char)tolower((unsigned char)addr[i]);
-	local[n] = '\0';
+	/* a bounce to one of our SRS addresses (forwarded mail): the queue reverses it */
+	char orig[SMTP_PATH_MAX + 1];
+	if (s->conf->queue.srs_secret != NULL &&
+	    (strncasecmp(addr, "SRS0=", 5) == 0 || strncasecmp(addr, "SRS0+", 5) == 0) &&
+	    outbound_srs_reverse(s->conf, addr, orig, sizeof(orig))) {
+		add_external(e, addr, false);
+		return RESOLVE_OK;
+	}
 	if (d->multidrop != NULL) {
 		const struct conf_mailbox *mb = conf_find_mailbox(d, d->multidrop);
 		if (mb == NULL)
@@ -139,7 +141,17 @@ static enum resolve_result resolve(struct smtp_session *s, const char *addr,
 		*multidrop_r = true;
 		return RESOLVE_OK;
 	}
-	bool known = expand(e, d, local, 0);
+	/* configured local parts have at most 64 bytes (conf-check); longer ones
+	 * (accepted from the wire, RFC 5321 4.5.3.1) can only meet the catch-all */
+	char local[SMTP_LOCAL_MAX + 1];
+	size_t n = (size_t)(at - addr);
+	bool known = false;
+	if (n <= SMTP_LOCAL_MAX) {
+		for (size_t i = 0; i < n; i++)
+			local[i] = (char)tolower((unsigned char)addr[i]);
+		local[n] = '\0';
+		known = expand(e, d, local, 0);
+	}
 	if (!known && d->catch_all != NULL) {
 		e->n = 0;
 		e->n_ext = 0;

@@ -18,7 +18,9 @@
 #define SMTP_LINE_COPY_MAX 1024
 /* Longest HELO/EHLO argument kept. */
 #define SMTP_HELO_MAX 255
-/* RFC 5321 4.5.3.1: local part 64, domain 255, path 256 octets. */
+/* RFC 5321 4.5.3.1: local part 64, domain 255, path 256 octets. Paths longer
+ * than 256 are refused; local parts up to the path limit are accepted from the
+ * wire (SRS addresses pass 64), but configured ones have at most 64. */
 #define SMTP_PATH_MAX 256
 #define SMTP_LOCAL_MAX 64
 #define SMTP_DOMAIN_MAX 255

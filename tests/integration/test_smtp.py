@@ -87,6 +87,7 @@ def inst(remote):
             relayhost = "[127.0.0.1]:{remote.port('smtp')}"
             relayhost_tls_required = false
             scan_interval = 1s  retry_min = 1s  retry_max = 2s
+            srs_secret = "test secret"  srs_domain = "example.test"
         }}
         """)
     i = start_instance(domains=DOMAINS, extra=EXTRA + queue, listener_extra=LISTENER_EXTRA,
@@ -365,6 +366,15 @@ def test_catch_all(inst):
     got = copies(inst, "catcher@catchall.test", m)
     assert [g[3] for g in got] == ["whoever@catchall.test"]
     assert [g[3] for g in copies(inst, "named@catchall.test", m)] == ["named@catchall.test"]
+    # a local part longer than 64 bytes (accepted from the wire) meets the catch-all;
+    # in a domain without one it is an unknown user
+    long_local = "x" * 100
+    m = deliver(inst, [f"{long_local}@catchall.test"], "long local part")
+    assert [g[3] for g in copies(inst, "catcher@catchall.test", m)] == [f"{long_local}@catchall.test"]
+    s = smtp25(inst)
+    s.mail("x@remote.test")
+    assert s.rcpt(f"{long_local}@example.test")[0] == 550
+    s.quit()
 
 
 def test_multidrop_keeps_each_envelope_recipient(inst):
@@ -402,6 +412,27 @@ def test_forward_and_outside_targets_go_through_the_queue(inst, remote, rcpt, lo
         mine = copies(inst, local, m)
         assert len(mine) == 1 and mine[0][3] == rcpt
     assert copies(inst, "fwd@example.test", m) == []
+
+
+def test_bounce_to_srs_address_goes_back_to_the_original_sender(inst, remote):
+    # forwarded mail leaves with an SRS0 sender of ours ...
+    m = deliver(inst, ["fwd@example.test"], "srs forward", sender="someone@elsewhere.test")
+    got = wait_copies(remote, "someone@elsewhere.test", m)
+    assert len(got) == 1
+    srs = got[0][2]
+    assert srs.upper().startswith("SRS0") and srs.endswith("@example.test"), srs
+    # ... and a bounce to that address is accepted and sent to the original sender
+    s = smtp25(inst)
+    s.sendmail("", [srs], b"Subject: bounce to srs\r\n\r\nyour mail failed\r\n")
+    s.quit()
+    got = wait_copies(remote, "someone@elsewhere.test", b"Subject: bounce to srs")
+    assert len(got) == 1 and got[0][2] == ""
+    # a forged one is an unknown user
+    s = smtp25(inst)
+    s.mail("")
+    code, _ = s.rcpt("SRS0=xxxx=AB=elsewhere.test=someone@example.test")
+    s.quit()
+    assert code == 550
 
 
 def test_trusted_network_relays_through_the_queue(inst, remote):

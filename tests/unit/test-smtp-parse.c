@@ -69,9 +69,13 @@ static void test_address_valid(void **state)
 	assert_false(smtp_address_valid("j\xc0\xafrg@example.test", true));      /* overlong */
 	assert_false(smtp_address_valid("j\xed\xa0\x80@example.test", true));    /* surrogate */
 	assert_true(smtp_address_valid("\xf0\x9f\x98\x80@example.test", true)); /* U+1F600 */
-	char local[80];
-	memset(local, 'a', 65);
-	strcpy(local + 65, "@x.test");
+	/* local parts past 64 are accepted (SRS), paths past 256 are not */
+	char local[300];
+	memset(local, 'a', 100);
+	strcpy(local + 100, "@x.test");
+	assert_true(smtp_address_valid(local, false));
+	memset(local, 'a', 250);
+	strcpy(local + 250, "@x.test");
 	assert_false(smtp_address_valid(local, false));
 }
 
