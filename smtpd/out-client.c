@@ -187,6 +187,17 @@ static void on_close(struct net_conn *conn, void *ctx)
 			session_over(c, true);
 		} else if (c->state == OUT_QUIT) {
 			session_over(c, true);
+		} else if (c->state == OUT_TLS && !c->job->tls_required && !c->job->tls_broken &&
+			   !c->aborted) {
+			/* opportunistic TLS that does not work: the same host in plaintext,
+			 * as Postfix does, rather than never delivering */
+			struct qjob *job = c->job;
+			log_info("%s: TLS with %s failed; trying again without TLS", job->d->msg.id,
+				 c->remote);
+			job->tls_broken = true;
+			job->client = NULL;
+			c->state = OUT_DONE;
+			out_client_start(job, c->addr, &c->hop);
 		} else {
 			fail_session(c, 0, c->state == OUT_TLS ? "4.7.5" : "4.4.2", text);
 			session_over(c, false);
@@ -526,7 +537,7 @@ static void send_ehlo(struct out_client *c)
 static void after_ehlo(struct out_client *c)
 {
 	struct qjob *job = c->job;
-	if (!c->tls && (c->ext & EXT_STARTTLS) && job->d->r->tls != NULL) {
+	if (!c->tls && (c->ext & EXT_STARTTLS) && job->d->r->tls != NULL && !job->tls_broken) {
 		set_state(c, OUT_STARTTLS, OUT_TIMEOUT_CMD_MS);
 		client_write(c, "STARTTLS");
 		return;

@@ -419,9 +419,28 @@ static void scan(struct qrunner *r)
 	}
 }
 
+/* A resolver for the current configuration's dns { } settings. */
+static void resolver_update(struct qrunner *r)
+{
+	struct warren_config *conf = service_conf(r->svc);
+	if (r->dns != NULL && r->dns_generation == conf->generation)
+		return;
+	if (r->dns != NULL && r->active > 0)
+		return;   /* queries in flight: after a reload, swap once idle */
+	if (r->dns != NULL)
+		dns_resolver_free(&r->dns);
+	const char *err = NULL;
+	r->dns = dns_resolver_new(r->loop, conf->dns.servers, conf->dns.timeout_ms,
+				  conf->dns.tries, &err);
+	r->dns_generation = conf->generation;
+	if (r->dns == NULL)
+		log_error("queue: no DNS resolver: %s", err != NULL ? err : "unknown error");
+}
+
 static void timer_cb(uv_timer_t *t)
 {
 	struct qrunner *r = t->data;
+	resolver_update(r);
 	scan(r);
 	struct warren_config *conf = service_conf(r->svc);
 	uv_timer_start(&r->timer, timer_cb, (uint64_t)conf->queue.scan_interval_s * 1000, 0);
@@ -470,11 +489,7 @@ void outbound_start(struct service *svc)
 	r->svc = svc;
 	r->loop = service_loop(svc);
 	r->waiting_tail = &r->waiting;
-	const char *err = NULL;
-	r->dns = dns_resolver_new(r->loop, conf->dns.servers, conf->dns.timeout_ms,
-				  conf->dns.tries, &err);
-	if (r->dns == NULL)
-		log_error("queue: no DNS resolver: %s", err != NULL ? err : "unknown error");
+	resolver_update(r);
 	r->tls = out_client_tls_ctx();
 	uv_timer_init(r->loop, &r->timer);
 	r->timer.data = r;

@@ -77,6 +77,7 @@ struct qjob {
 	char route_key[320];      /* destination of cached connections: "mx:domain", "relay:host" */
 	bool relay;               /* smart host or relay_host: no MX lookup */
 	bool tls_required;
+	bool tls_broken;          /* the handshake failed: this attempt goes on in plaintext */
 	const char *auth_user, *auth_password;
 	struct out_hop hops[OUT_HOSTS_MAX];
 	size_t n_hops, hop_i;
@@ -116,6 +117,7 @@ struct qrunner {
 	uv_loop_t *loop;
 	uv_timer_t timer;
 	struct dns_resolver *dns;
+	unsigned long dns_generation; /* configuration the resolver was made from */
 	SSL_CTX *tls;
 	struct qdelivery *deliveries;
 	unsigned active;              /* deliveries in progress */

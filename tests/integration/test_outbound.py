@@ -31,6 +31,9 @@ RECORDS = {
     # two MX hosts: the first one refuses connections
     "backup.test": {"MX": [(10, "dead.backup.test"), (20, "mx.dest.test")]},
     "dead.backup.test": {"A": ["127.0.0.9"]},
+    # IPv6 only
+    "v6.test": {"MX": [(10, "mx6.v6.test")]},
+    "mx6.v6.test": {"AAAA": ["::1"]},
     # nullmx.test has an RFC 7505 null MX (NULL_MX below: dnsmasq.py cannot write "." as host)
     # no MX: the A record is used
     "amx.test": {"A": [RECEIVER]},
@@ -69,8 +72,8 @@ class Pair:
     """A sender and a receiver suite; the sender's MX port is the receiver's smtp."""
 
     def __init__(self, dns, sender_queue="", sender_extra="", sender_domains_=None,
-                 receiver_domains_=None, receiver_extra=""):
-        self.receiver = WarrenInstance(address=RECEIVER,
+                 receiver_domains_=None, receiver_extra="", receiver_address=RECEIVER):
+        self.receiver = WarrenInstance(address=receiver_address,
                                        domains=receiver_domains_ or receiver_domains(),
                                        extra=receiver_extra)
         self.port = self.receiver.ports["smtp"]
@@ -109,10 +112,20 @@ def pair_factory(dns):
         return p
 
     yield make
+    bad = []
     for p in made:
         if os.environ.get("WARREN_KEEP_LOGS"):
             p.dump()
+        for inst in (p.sender, p.receiver):
+            inst.stop()
+            log = inst.log()
+            # a sanitizer build (make test-asan) reports here
+            for marker in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
+                if marker in log:
+                    i = log.index(marker)
+                    bad.append(log[max(0, i - 200):i + 3000])
         p.cleanup()
+    assert not bad, "\n----\n".join(bad)
 
 
 def message(subject="queued", to="bob@dest.test", sender="alice@example.test", body=None):
@@ -739,3 +752,37 @@ def test_connection_reused_for_the_same_destination(pair_factory):
     assert log.count("reusing the connection to mx.dest.test") == 2, log[-4000:]
     # the harness's start-up probe, then one connection for all three
     assert p.receiver.log().count("connect from unknown[127.0.0.1] to smtp") == 2
+
+
+def test_delivery_over_ipv6(pair_factory):
+    rdomains = {"v6.test": f'mailbox bob {{ password = "{SECRET_HASH}" }}\n'}
+    p = pair_factory(receiver_domains_=rdomains, receiver_address="::1").start()
+    qid = inject(p.sender, "alice@example.test", ["bob@v6.test"], message("six", to="bob@v6.test"))
+    assert wait_messages(p.receiver, "bob@v6.test")
+    log = p.sender.wait_log(f"{qid}: removed")
+    assert f"{qid}: to=<bob@v6.test>, relay=mx6.v6.test[::1]:{p.port}" in log
+
+
+def test_broken_starttls_falls_back_to_plaintext_without_pipelining(pair_factory):
+    ehlo = "250-fake\r\n250 STARTTLS\r\n"
+    fake = FakeMX([
+        # STARTTLS is offered and accepted, then no TLS comes
+        ["220 fake ESMTP\r\n", None, ehlo, None, "220 2.0.0 go ahead\r\n",
+         b"\x15\x03\x03\x00\x02\x02\x28 this is not a TLS server\r\n"],
+        # the same host again, in plaintext; no PIPELINING: one command at a time
+        ["220 fake ESMTP\r\n", None, ehlo, None, "250 2.1.0 ok\r\n", None, "250 2.1.5 ok\r\n",
+         None, "354 go\r\n", "DOT", "250 2.0.0 queued\r\n", None],
+    ])
+    try:
+        domains = sender_domains()
+        domains["fake.test"] = f'type = remote\nrelay_host = "[127.0.0.4]:{fake.port}"\n'
+        p = pair_factory(sender_domains_=domains).start(receiver=False)
+        qid = inject(p.sender, "alice@example.test", ["x@fake.test"], message("plain", to="x@fake.test"))
+        log = p.sender.wait_log(f"{qid}: removed", timeout=20)
+        assert "trying again without TLS" in log
+        assert re.search(rf"{qid}: to=<x@fake.test>, .*status=sent \(250 2\.0\.0 queued\)", log)
+        assert fake.seen[:2] == ["EHLO mail.warren.test", "STARTTLS"]
+        assert fake.seen[2:6] == ["EHLO mail.warren.test", "MAIL FROM:<alice@example.test>",
+                                  "RCPT TO:<x@fake.test>", "DATA"]
+    finally:
+        fake.close()
