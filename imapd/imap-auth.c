@@ -58,7 +58,9 @@ static void sasl_result(struct imap_session *s, enum sasl_status st, const char 
 	switch (st) {
 	case SASL_CONTINUE:
 		s->mode = IMAP_INPUT_SASL;
-		net_conn_printf(s->conn, "+ %s\r\n", challenge != NULL ? challenge : "");
+		imap_write_str(s, "+ ");
+		imap_write_str(s, challenge != NULL ? challenge : "");
+		imap_write_str(s, "\r\n");
 		return;
 	case SASL_DONE:
 		start_login(s, s->sasl.authcid, s->sasl.password);

@@ -159,6 +159,7 @@ static const struct imap_command imap_commands[] = {
 	{ "NAMESPACE", imap_cmd_namespace, AUTHED },
 	{ "ENABLE", imap_cmd_enable, AUTHED },
 	{ "IDLE", imap_cmd_idle, AUTHED },
+	{ "COMPRESS", imap_cmd_compress, AUTHED },
 	{ "GETQUOTAROOT", imap_cmd_getquotaroot, AUTHED },
 	{ "GETQUOTA", imap_cmd_getquota, AUTHED },
 	{ "SETQUOTA", imap_cmd_setquota, AUTHED },

@@ -91,7 +91,7 @@ static void job_done(void *arg, int result)
 		store_request_recovery(s->conf->state_dir);
 	}
 	if (buf_len(&job->out) > 0)
-		net_conn_write(s->conn, buf_data(&job->out), buf_len(&job->out));
+		imap_write(s, buf_data(&job->out), buf_len(&job->out));
 	if (job->done != NULL)
 		job->done(job, result);
 	bool keep = job->keep_waiting;

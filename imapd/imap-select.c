@@ -438,7 +438,7 @@ void imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t n
 		return;
 	}
 	s->idling = true;
-	net_conn_write_str(s->conn, "+ idling\r\n");
+	imap_write_str(s, "+ idling\r\n");
 	if (s->sel != NULL) {
 		/* what changed since the last command is reported at once */
 		imap_sync_start(s, false, NULL);

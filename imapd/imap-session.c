@@ -28,6 +28,7 @@ static void sessions_release(struct service *svc, struct imap_sessions *list)
 }
 
 static void imap_notify(uint64_t mailbox_id, void *ctx);
+static void on_input(struct net_conn *conn, void *ctx);
 
 static struct imap_sessions *sessions_of(struct service *svc)
 {
@@ -91,7 +92,9 @@ void imap_tagged(struct imap_session *s, const char *status, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	net_conn_printf(s->conn, "%s %s %s\r\n", s->tag, status, text);
+	char line[sizeof(text) + IMAP_TAG_MAX + 32];
+	int n = snprintf(line, sizeof(line), "%s %s %s\r\n", s->tag, status, text);
+	imap_write(s, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : strlen(line));
 	if (strcmp(status, "BAD") == 0)
 		s->bad++;
 }
@@ -103,7 +106,9 @@ void imap_untagged(struct imap_session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	net_conn_printf(s->conn, "* %s\r\n", text);
+	char line[sizeof(text) + 8];
+	int n = snprintf(line, sizeof(line), "* %s\r\n", text);
+	imap_write(s, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : strlen(line));
 }
 
 void imap_session_wait(struct imap_session *s)
@@ -116,6 +121,9 @@ void imap_session_resume(struct imap_session *s)
 {
 	s->mode = s->idling ? IMAP_INPUT_IDLE : IMAP_INPUT_LINE;
 	net_conn_resume_input(s->conn);
+	/* inflated input the net layer no longer sees as buffered */
+	if (imap_compress_pending(s))
+		on_input(s->conn, s);
 }
 
 void imap_session_logout(struct imap_session *s)
@@ -132,7 +140,7 @@ bool imap_plaintext_allowed(const struct imap_session *s)
 /* Extensions of the authenticated states, each complete and tested. */
 #define IMAP_CAPS_AUTHED "ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN " \
 	"SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE ESEARCH " \
-	"CONDSTORE QRESYNC WITHIN SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE BINARY UTF8=ACCEPT"
+	"COMPRESS=DEFLATE CONDSTORE QRESYNC WITHIN SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE BINARY UTF8=ACCEPT"
 
 const char *imap_capabilities(const struct imap_session *s, char *buf, size_t size)
 {
@@ -283,16 +291,16 @@ static void command_line(struct imap_session *s, const char *data, size_t len)
 	s->literal_total += lit.size;
 	s->mode = IMAP_INPUT_LITERAL;
 	if (!lit.nonsync)
-		net_conn_write_str(s->conn, "+ OK\r\n");
+		imap_write_str(s, "+ OK\r\n");
 }
 
 static void read_literal(struct imap_session *s)
 {
 	const char *data;
-	size_t avail = net_conn_input(s->conn, &data);
+	size_t avail = imap_input(s, &data);
 	size_t take = avail < s->literal_left ? avail : (size_t)s->literal_left;
 	buf_append(&s->cmd, data, take);
-	net_conn_consume(s->conn, take);
+	imap_consume(s, take);
 	s->literal_left -= take;
 	if (s->literal_left == 0)
 		s->mode = IMAP_INPUT_LINE;
@@ -317,19 +325,22 @@ static void handle_line(struct imap_session *s, const struct net_line *line)
 static void on_input(struct net_conn *conn, void *ctx)
 {
 	struct imap_session *s = ctx;
+	if (s->in_input)
+		return;   /* a resume from inside a command: the loop below goes on */
+	s->in_input = true;
 	while (s->state != IMAP_STATE_LOGOUT && s->mode != IMAP_INPUT_WAIT &&
 	       !net_conn_output_full(conn)) {
 		if (s->mode == IMAP_INPUT_LITERAL) {
 			const char *data;
-			if (net_conn_input(conn, &data) == 0)
-				return;
+			if (imap_input(s, &data) == 0)
+				break;
 			read_literal(s);
 			continue;
 		}
 		struct net_line line;
-		enum net_line_status st = net_conn_read_line(conn, &line);
+		enum net_line_status st = imap_read_line(s, &line);
 		if (st == NET_LINE_NEED_MORE)
-			return;
+			break;
 		if (st == NET_LINE_TOO_LONG) {
 			command_reset(s);
 			strcpy(s->tag, "*");
@@ -345,6 +356,7 @@ static void on_input(struct net_conn *conn, void *ctx)
 			imap_session_logout(s);
 		}
 	}
+	s->in_input = false;
 }
 
 static void on_drain(struct net_conn *conn, void *ctx)
@@ -382,6 +394,7 @@ static void on_timeout(struct net_conn *conn, void *ctx)
 
 void imap_session_free(struct imap_session *s)
 {
+	imap_compress_free(&s->compress);
 	imap_selected_free(&s->sel);
 	buf_free(&s->cmd);
 	conf_unref(&s->conf);

@@ -106,6 +106,8 @@ struct imap_session {
 	bool enabled_utf8;           /* ENABLE UTF8=ACCEPT */
 	bool enabled_rev2;           /* ENABLE IMAP4rev2 */
 	bool is_append;              /* the command being assembled is APPEND */
+	bool in_input;               /* inside on_input */
+	struct imap_compress *compress;  /* COMPRESS=DEFLATE, or NULL */
 };
 
 enum {
@@ -172,6 +174,19 @@ void imap_msg_set(struct imap_msg *m, const struct store_message *sm);
 void imap_append_flags(struct buf *out, unsigned flags, const char *keywords);
 void imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t n);
 void imap_idle_input(struct imap_session *s, const char *line, size_t len);
+
+/* ---- the session's I/O, compressed after COMPRESS DEFLATE (imap-compress.c) ---- */
+struct imap_compress;
+void imap_write(struct imap_session *s, const void *data, size_t len);
+void imap_write_str(struct imap_session *s, const char *text);
+enum net_line_status imap_read_line(struct imap_session *s, struct net_line *line);
+size_t imap_input(struct imap_session *s, const char **data_r);
+void imap_consume(struct imap_session *s, size_t n);
+int imap_compress_start(struct imap_session *s);
+void imap_compress_free(struct imap_compress **c);
+/* Inflated input waits that the net layer does not know about. */
+bool imap_compress_pending(const struct imap_session *s);
+void imap_cmd_compress(struct imap_session *s, const struct imap_arg *args, size_t n);
 
 /* The CAPABILITY list for the session's current state. */
 const char *imap_capabilities(const struct imap_session *s, char *buf, size_t size);

@@ -1213,3 +1213,100 @@ def test_state_and_literal_errors(inst):
     conn.send(b"l3 CREATE {2000000+}\r\n")
     assert conn.readline().startswith("* BYE [TOOBIG]")
     assert conn.closed_within(5)
+
+
+# ---- COMPRESS=DEFLATE --------------------------------------------------------------------
+
+class Deflated:
+    """An IMAP connection after COMPRESS DEFLATE (RFC 4978): raw DEFLATE both ways."""
+
+    def __init__(self, sock):
+        import zlib
+        self.sock = sock
+        self.enc = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.dec = zlib.decompressobj(-15)
+        self.buf = b""
+
+    def send(self, data):
+        import zlib
+        self.sock.sendall(self.enc.compress(data) + self.enc.flush(zlib.Z_SYNC_FLUSH))
+
+    def readline(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while b"\r\n" not in self.buf:
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            chunk = self.sock.recv(65536)
+            assert chunk, "closed"
+            self.buf += self.dec.decompress(chunk)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read(self, n, timeout=10):
+        deadline = time.monotonic() + timeout
+        while len(self.buf) < n:
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            chunk = self.sock.recv(65536)
+            assert chunk, "closed"
+            self.buf += self.dec.decompress(chunk)
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def cmd(self, tag, line):
+        self.send(f"{tag} {line}\r\n".encode())
+        untagged = []
+        while True:
+            got = self.readline()
+            if got.startswith(tag.encode() + b" "):
+                return untagged, got.decode()
+            m = re.search(rb"\{(\d+)\}$", got)
+            if m:
+                got += b"\r\n" + self.read(int(m.group(1)))
+            untagged.append(got)
+
+
+def test_compress_deflate(inst):
+    big = MESSAGE + b"compressible line\r\n" * 50000
+    sock = socket.create_connection((HOST, inst.port("imap")), timeout=10)
+    f = sock.makefile("rb")
+    assert f.readline().startswith(b"* OK")
+    sock.sendall(f"a LOGIN {ALICE} {PASSWORD}\r\n".encode())
+    assert f.readline().startswith(b"a OK")
+    sock.sendall(b"b COMPRESS DEFLATE\r\n")
+    assert f.readline() == b"b OK DEFLATE active\r\n"
+    z = Deflated(sock)
+    untagged, tagged = z.cmd("c", 'LIST "" "*"')
+    assert tagged.startswith("c OK") and len(untagged) == 6
+    z.send(b"d APPEND INBOX {%d+}\r\n" % len(big) + big + b"\r\n")
+    line = z.readline()
+    assert line.startswith(b"d OK [APPENDUID"), line
+    untagged, tagged = z.cmd("e", "SELECT INBOX")
+    assert b"* 1 EXISTS" in untagged
+    untagged, tagged = z.cmd("f", "FETCH 1 BODY.PEEK[]")
+    assert tagged.startswith("f OK") and untagged[0].endswith(big), untagged[0][:100]
+    # two commands in one compressed write are both answered
+    z.send(b"g1 NOOP\r\ng2 NOOP\r\n")
+    assert z.readline().startswith(b"g1 OK") and z.readline().startswith(b"g2 OK")
+    untagged, tagged = z.cmd("h", "COMPRESS DEFLATE")
+    assert tagged.startswith("h NO [COMPRESSIONACTIVE]"), tagged
+    # IDLE over the compressed stream hears another session
+    z.send(b"i IDLE\r\n")
+    assert z.readline().startswith(b"+ ")
+    other = login(inst)
+    ok(other.append("INBOX", None, None, MESSAGE))
+    assert z.readline() == b"* 2 EXISTS"
+    z.send(b"DONE\r\n")
+    assert z.readline().startswith(b"i OK")
+    other.logout()
+    # garbage that does not inflate ends the session
+    sock.sendall(b"\xff" * 64)
+    sock.settimeout(5)
+    rest = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    sock.close()
+    imap = login(inst)
+    ok(imap.select("INBOX"))
+    imap.logout()
