@@ -1310,3 +1310,34 @@ def test_compress_deflate(inst):
     imap = login(inst)
     ok(imap.select("INBOX"))
     imap.logout()
+
+
+def test_random_garbage_does_not_harm_the_server(inst):
+    import random
+    rnd = random.Random(7)
+    pid = inst.children()["imapd"]
+    words = [b"FETCH", b"UID", b"STORE", b"SEARCH", b"(", b")", b"[", b"]", b"{5}", b"{3+}",
+             b"\"", b"\\", b"*", b"1:*", b"BODY[", b"BODY.PEEK[HEADER.FIELDS (", b"NIL", b"~{2}",
+             b"OR", b"NOT", b"<0.5>", b"\x00", b"\xff", b"SELECT", b"LIST", b"APPEND", b"IDLE"]
+    for round_ in range(3):
+        conn = raw_login(inst)
+        imap_cmd(conn, "s", "SELECT INBOX")
+        data = b"".join(b"g%d %s\r\n" % (i, b" ".join(rnd.choice(words)
+                                                         for _ in range(rnd.randint(1, 12))))
+                        for i in range(150))
+        # the session either answers NOOP or is closed after too many BADs (then
+        # the rest of what we send may be refused)
+        try:
+            conn.send(data + b"\r\nDONE\r\nzz NOOP\r\n")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                line = conn.readline(timeout=20)
+                if line.startswith("zz ") or line.startswith("* BYE"):
+                    break
+        except Exception:
+            pass
+        conn.close()
+    assert inst.children()["imapd"] == pid
+    imap = login(inst)
+    ok(imap.select("INBOX"))
+    imap.logout()
