@@ -1,4 +1,5 @@
-"""mbsync (Debian's isync) two-way sync of a 1,000-message mailbox against imapd:
+"""mbsync (Debian's isync) two-way sync of a 1,000-message mailbox against imapd over
+implicit TLS:
 download, local flag changes and deletions uploaded, a local message appended,
 server-side changes downloaded."""
 
@@ -29,7 +30,8 @@ def message(i):
 
 @pytest.fixture
 def inst():
-    inst = start_instance(listeners={"imap": ("imap", "starttls")},
+    inst = start_instance(listeners={"imap": ("imap", "starttls"),
+                                     "imaps": ("imap", "implicit")},
                           listener_extra={"imap": "auth_plaintext = true"})
     try:
         yield inst
@@ -41,15 +43,17 @@ def inst():
 
 
 def mbsync(inst, workdir):
+    # "localhost": mbsync matches the certificate's DNS names, not its IP address
     config = os.path.join(workdir, "mbsyncrc")
     with open(config, "w") as f:
         f.write(f"""IMAPAccount test
-Host {HOST}
-Port {inst.port("imap")}
+Host localhost
+Port {inst.port("imaps")}
 User {ALICE}
 Pass {PASSWORD}
-SSLType None
-AuthMechs LOGIN
+SSLType IMAPS
+CertificateFile {inst.cert}
+AuthMechs PLAIN
 
 IMAPStore remote
 Account test
