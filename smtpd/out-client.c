@@ -78,6 +78,10 @@ struct out_client {
 	size_t body_pos;              /* in the combined dkim + body */
 	bool body_bol;
 	bool body_sent;
+	/* the message converted for a server without 8BITMIME (NULL: as queued) */
+	char *conv;
+	size_t conv_len;
+	char *conv_dkim;
 	/* kept for reuse */
 	struct out_client *idle_next;
 	char key[320];
@@ -112,8 +116,16 @@ static void set_state(struct out_client *c, enum out_state state, unsigned timeo
 
 /* ---- ending ---------------------------------------------------------------------- */
 
+static void conv_free(struct out_client *c)
+{
+	x_free(&c->conv);
+	x_free(&c->conv_dkim);
+	c->conv_len = 0;
+}
+
 static void client_free(struct out_client *c)
 {
+	conv_free(c);
 	buf_free(&c->reply);
 	free(c->rcpt_ok);
 	free(c);
@@ -406,10 +418,22 @@ static bool needs_smtputf8(const struct qjob *job)
 	return false;
 }
 
-static size_t message_size(const struct out_client *c)
+/* What goes after DATA: the DKIM header and the message, or their conversions. */
+static void message_parts(const struct out_client *c, const char **dkim_r, const char **body_r,
+			  size_t *len_r)
 {
 	const struct qdelivery *d = c->job->d;
-	return d->len + (d->dkim != NULL ? strlen(d->dkim) : 0);
+	*dkim_r = c->conv != NULL ? c->conv_dkim : d->dkim;
+	*body_r = c->conv != NULL ? c->conv : d->body;
+	*len_r = c->conv != NULL ? c->conv_len : d->len;
+}
+
+static size_t message_size(const struct out_client *c)
+{
+	const char *dkim, *body;
+	size_t len;
+	message_parts(c, &dkim, &body, &len);
+	return len + (dkim != NULL ? strlen(dkim) : 0);
 }
 
 static void send_cmd(struct out_client *c, size_t i)
@@ -485,18 +509,33 @@ static bool check_extensions(struct out_client *c)
 {
 	struct qjob *job = c->job;
 	char text[QUEUE_REPLY_MAX];
+	conv_free(c);
+	if (job->d->has_8bit && !(c->ext & EXT_8BITMIME)) {
+		/* RFC 6152 3: convert (single-part text) or bounce */
+		const char *why = NULL;
+		c->conv = out_8bit_to_qp(job->d->body, job->d->len, &c->conv_len, &why);
+		if (c->conv == NULL) {
+			snprintf(text, sizeof(text), "8-bit message and %.200s does not support "
+				 "8BITMIME; it cannot be converted to 7 bit: %.200s", c->remote, why);
+			fail_pending_rcpts(c, 554, "5.6.3", text);
+			return false;
+		}
+		log_info("%s: converted to quoted-printable for %s (no 8BITMIME)",
+			 job->d->msg.id, c->remote);
+		const struct conf_domain *dom = job->d->dkim != NULL ?
+			conf_find_domain(job->d->conf, out_addr_domain(job->d->msg.from)) : NULL;
+		if (dom != NULL && dom->dkim_selector != NULL && dom->dkim_key != NULL) {
+			/* the signature covered the 8-bit body: sign what is sent */
+			const char *err = NULL;
+			c->conv_dkim = out_dkim_sign(c->conv, c->conv_len, dom->name,
+						     dom->dkim_selector, dom->dkim_key,
+						     (int64_t)time(NULL), &err);
+		}
+	}
 	if ((c->ext & EXT_SIZE) && c->max_size != 0 && message_size(c) > c->max_size) {
 		snprintf(text, sizeof(text), "message size %zu exceeds size limit %llu of server %s",
 			 message_size(c), (unsigned long long)c->max_size, c->remote);
 		fail_pending_rcpts(c, 552, "5.3.4", text);
-		return false;
-	}
-	if (job->d->has_8bit && !(c->ext & EXT_8BITMIME)) {
-		/* RFC 6152 3: convert or bounce; quoted-printable conversion of nested
-		 * MIME is not implemented, so it is a bounce */
-		snprintf(text, sizeof(text), "8-bit message and %s does not support 8BITMIME; "
-			 "conversion to 7 bit is not supported", c->remote);
-		fail_pending_rcpts(c, 554, "5.6.3", text);
 		return false;
 	}
 	if (needs_smtputf8(job) && !(c->ext & EXT_SMTPUTF8)) {
@@ -613,17 +652,19 @@ static void parse_ehlo_line(struct out_client *c, const char *kw)
 /* Sends dot-stuffed message bytes until the output is full (RFC 5321 4.5.2). */
 static void pump_body(struct out_client *c)
 {
-	const struct qdelivery *d = c->job->d;
-	size_t dkim_len = d->dkim != NULL ? strlen(d->dkim) : 0;
-	size_t total = dkim_len + d->len;
+	const char *dkim, *body;
+	size_t body_len;
+	message_parts(c, &dkim, &body, &body_len);
+	size_t dkim_len = dkim != NULL ? strlen(dkim) : 0;
+	size_t total = dkim_len + body_len;
 	while (c->body_pos < total && !net_conn_output_full(c->conn)) {
 		const char *src;
 		size_t avail;
 		if (c->body_pos < dkim_len) {
-			src = d->dkim + c->body_pos;
+			src = dkim + c->body_pos;
 			avail = dkim_len - c->body_pos;
 		} else {
-			src = d->body + (c->body_pos - dkim_len);
+			src = body + (c->body_pos - dkim_len);
 			avail = total - c->body_pos;
 		}
 		if (avail > OUT_BODY_CHUNK)

@@ -171,6 +171,10 @@ char *out_bounce_build(const struct qdelivery *d, const bool *which, const char 
 char *out_dkim_sign(const char *msg, size_t len, const char *domain, const char *selector,
 		    const char *key_file, int64_t now, const char **error_r);
 
+/* out-8bit.c: the message converted to 7 bit (quoted-printable), malloc'ed, or
+ * NULL with the reason it cannot be (RFC 6152 3). */
+char *out_8bit_to_qp(const char *msg, size_t len, size_t *len_r, const char **why_r);
+
 /* out-srs.c: 0 and the SRS0 address for a forwarded message's sender (-1: no
  * rewriting: SRS off, null sender, one of our domains, already SRS); the
  * original address of an SRS0 address of ours (-1: not one, forged or too old). */

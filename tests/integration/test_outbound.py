@@ -68,6 +68,24 @@ def sender_domains():
     }
 
 
+def unique_ports(inst, keep=()):
+    """free_port() can hand out one port twice (it is free again at once): give
+    every listener its own, leaving the names in keep alone, and rewrite the config."""
+    for _ in range(20):
+        seen, dup = set(inst.ports[k] for k in keep), None
+        for name, port in inst.ports.items():
+            if name in keep:
+                continue
+            if port in seen:
+                dup = name
+                break
+            seen.add(port)
+        if dup is None:
+            break
+        inst.ports[dup] = free_port(inst.address)
+    inst.write_config()
+
+
 class Pair:
     """A sender and a receiver suite; the sender's MX port is the receiver's smtp."""
 
@@ -76,6 +94,7 @@ class Pair:
         self.receiver = WarrenInstance(address=receiver_address,
                                        domains=receiver_domains_ or receiver_domains(),
                                        extra=receiver_extra)
+        unique_ports(self.receiver)
         self.port = self.receiver.ports["smtp"]
         extra = textwrap.dedent(f"""\
             dns {{ servers = "{dns.server}"  timeout = 500ms  tries = 2 }}
@@ -84,6 +103,7 @@ class Pair:
         self.sender = WarrenInstance(address=SENDER,
                                      domains=sender_domains_ or sender_domains(),
                                      extra=extra)
+        unique_ports(self.sender)
 
     def start(self, receiver=True):
         if receiver:
@@ -381,7 +401,7 @@ def test_smart_host_with_auth_and_tls(pair_factory):
                                   f'relayhost_password = "secret"',
                      receiver_extra="smtp { sender_login_check = false }\n")
     p.receiver.ports["submission"] = sub
-    p.receiver.write_config()
+    unique_ports(p.receiver, keep=("submission", "smtp"))
     p.start()
     # backup.test's first MX is dead: through the smart host that does not matter
     qid = inject(p.sender, "alice@example.test", ["bob@backup.test"], message("smarthost"))
@@ -400,7 +420,7 @@ def test_smart_host_wrong_password_defers(pair_factory):
                                   f'relayhost_user = "bob@dest.test"  '
                                   f'relayhost_password = "wrong"')
     p.receiver.ports["submission"] = sub
-    p.receiver.write_config()
+    unique_ports(p.receiver, keep=("submission", "smtp"))
     p.start()
     qid = inject(p.sender, "alice@example.test", ["bob@backup.test"], message("badauth"))
     log = p.sender.wait_log(f"{qid}: to=<bob@backup.test>", timeout=20)
@@ -418,7 +438,7 @@ def test_remote_domain_relayed_to_its_internal_host(pair_factory):
     rdomains["corp.test"] = f'mailbox erin {{ password = "{SECRET_HASH}" }}\n'
     p = pair_factory(sender_domains_=domains, receiver_domains_=rdomains)
     p.receiver.ports["smtp"] = port
-    p.receiver.write_config()
+    unique_ports(p.receiver, keep=("smtp",))
     p.start()
     qid = inject(p.sender, "alice@example.test", ["erin@corp.test"], message("internal"))
     assert wait_messages(p.receiver, "erin@corp.test")
@@ -539,30 +559,62 @@ def test_notify_success_gives_a_delivery_report(pair_factory):
     assert blocks[1]["Status"] == "2.0.0"
 
 
-def test_8bit_message_to_a_server_without_8bitmime_bounces(pair_factory):
+def test_8bit_to_a_server_without_8bitmime_converted_or_bounced(pair_factory):
+    import dkim
     import pathlib
     import shutil
     import tempfile
     port = free_port("127.0.0.4")
+    dump = pathlib.Path(tempfile.mkdtemp(prefix="warren-sink-"))
+    os.chmod(dump, 0o777)
     domains = sender_domains()
     domains["sink.test"] = f'type = remote\nrelay_host = "[127.0.0.4]:{port}"\n'
     p = pair_factory(sender_domains_=domains)
-    args = ["/usr/sbin/smtp-sink", "-8"] + (["-u", "nobody"] if os.geteuid() == 0 else [])
+    key, txt = dkim_records(p, "example.test", "s1", "rsa")
+    p.sender.domains["example.test"] += f'dkim_selector = "s1"\ndkim_key = "{key}"\n'
+    p.sender.write_config()
+    args = ["/usr/sbin/smtp-sink", "-8", "-d", str(dump) + "/%Y%m%d%H%M%S."]
+    args += ["-u", "nobody"] if os.geteuid() == 0 else []
     proc = subprocess.Popen(args + [f"127.0.0.4:{port}", "10"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         p.start(receiver=False)
-        qid = inject(p.sender, "alice@example.test", ["one@sink.test"],
-                     message("8 bit", body="Grüße aus dem Büro\r\n"))
+        # a plain 8-bit text message: converted to quoted-printable, re-signed
+        body = "Grüße aus dem Büro = überall\r\n" + "ä" * 60 + "\r\ntrailing space \r\n"
+        q1 = inject(p.sender, "alice@example.test", ["one@sink.test"],
+                    message("8 bit", body=body))
+        log = p.sender.wait_log(f"{q1}: removed")
+        assert f"{q1}: converted to quoted-printable for 127.0.0.4" in log
+        deadline = time.monotonic() + 10
+        while not os.listdir(dump) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        data = open(dump / os.listdir(dump)[0], "rb").read()
+        data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")   # the dump has LF lines
+        assert b"Content-Transfer-Encoding: quoted-printable" in data
+        assert b"Gr=C3=BC=C3=9Fe aus dem B=C3=BCro =3D =C3=BCberall" in data
+        assert b"trailing space=20" in data
+        assert all(len(line) <= 76 for line in data.split(b"\r\n\r\n", 1)[1].split(b"\r\n"))
+        assert all(b < 128 for b in data)
+        start = data.index(b"DKIM-Signature:")
+        records = {b"s1._domainkey.example.test.": txt.encode()}
+        assert dkim.verify(data[start:], dnsfunc=lambda name, timeout=5: records.get(name))
+        decoded = email.message_from_bytes(data[start:]).get_payload(decode=True)
+        assert decoded.decode().startswith("Grüße aus dem Büro = überall")
+        # an 8-bit multipart message is not converted: bounced
+        mp = ("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"
+              "--B\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n--B--\r\n")
+        q2 = inject(p.sender, "alice@example.test", ["one@sink.test"],
+                    (f"From: alice@example.test\r\nTo: one@sink.test\r\nSubject: mp\r\n" + mp).encode())
         raw = wait_messages(p.sender, "alice@example.test")[0]
         _, blocks, _ = dsn_parts(raw)
         assert blocks[1]["Status"] == "5.6.3"
-        assert "8BITMIME" in blocks[1]["Diagnostic-Code"]
-        p.sender.wait_log(f"{qid}: removed")
+        assert "multipart" in blocks[1]["Diagnostic-Code"]
+        p.sender.wait_log(f"{q2}: removed")
     finally:
         proc.terminate()
         proc.wait(timeout=5)
-
+        shutil.rmtree(dump, ignore_errors=True)
 
 def test_srs_for_forwarded_mail_and_the_bounce_back(pair_factory):
     rdomains = receiver_domains()
