@@ -13,6 +13,8 @@
 #include "common/pool.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,8 +387,9 @@ static void scan_done(void *arg, int result)
 		}
 		if ((m->flags & QUEUE_F_HOLD) || in_progress(r, m->id))
 			continue;
-		if (m->lease_pid != 0 && m->lease_pid != (int32_t)getpid() && m->lease_until > now)
-			continue;   /* claimed elsewhere; queue_claim checks that it lives */
+		if (m->lease_pid != 0 && m->lease_pid != (int32_t)getpid() && m->lease_until > now &&
+		    (kill((pid_t)m->lease_pid, 0) == 0 || errno == EPERM))
+			continue;   /* claimed by a live process (a dead one's claim is void) */
 		bool due = false;
 		for (size_t j = 0; j < m->n_rcpts && !due; j++)
 			due = rcpt_due(&m->rcpts[j], now);

@@ -838,3 +838,28 @@ def test_broken_starttls_falls_back_to_plaintext_without_pipelining(pair_factory
                                   "RCPT TO:<x@fake.test>", "DATA"]
     finally:
         fake.close()
+
+
+def test_smtpd_killed_during_delivery_the_message_is_delivered_after_restart(pair_factory):
+    import signal
+    ehlo = "250-fake\r\n250 PIPELINING\r\n"
+    fake = FakeMX([
+        # says nothing: the delivery hangs in the greeting until smtpd is killed
+        [None],
+        ["220 fake ESMTP\r\n", None, ehlo, None, None, None,
+         "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n", "DOT", "250 2.0.0 queued\r\n", None],
+    ])
+    try:
+        domains = sender_domains()
+        domains["fake.test"] = f'type = remote\nrelay_host = "[127.0.0.4]:{fake.port}"\n'
+        p = pair_factory(sender_domains_=domains).start(receiver=False)
+        qid = inject(p.sender, "alice@example.test", ["x@fake.test"], message("crash", to="x@fake.test"))
+        p.sender.wait_log(f"{qid}: 127.0.0.4[127.0.0.4]:{fake.port}: connecting -> receiving the initial")
+        old = p.sender.children()["smtpd"]
+        os.kill(old, signal.SIGKILL)
+        # the master starts a new smtpd; the dead one's claim does not hold the message
+        log = p.sender.wait_log(f"{qid}: removed", timeout=40)
+        assert re.search(rf"{qid}: to=<x@fake.test>, .*status=sent \(250 2\.0\.0 queued\)", log)
+        assert p.sender.children()["smtpd"] != old
+    finally:
+        fake.close()
