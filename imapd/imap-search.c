@@ -16,6 +16,8 @@
 #include <strings.h>
 #include <time.h>
 
+/* Messages whose store records are read at once. */
+#define SEARCH_BLOCK 4096
 /* Nesting of NOT/OR/parentheses accepted. */
 #define SEARCH_DEPTH_MAX 32
 
@@ -645,19 +647,18 @@ static void search_cleanup(struct imap_job *job)
 	imap_sort_free(&sj->sort);
 }
 
-static int search_work(struct imap_job *job)
+/* Evaluates the messages [base, end) of the selection, appending hits. */
+static int search_block(struct search_job *sj, size_t base, size_t end, uint32_t *hits,
+			size_t *n_hits, uint64_t *max_modseq)
 {
-	struct search_job *sj = (struct search_job *)job;
-	struct imap_selected *sel = job->s->sel;
+	struct imap_selected *sel = sj->job.s->sel;
 	struct store_message *list = NULL;
-	size_t n = 0;
-	int ret = sel->count > 0 ? store_messages(job->store, sel->id, 1, 0xffffffffu, &list, &n) : 0;
+	size_t n = 0, j = 0;
+	int ret = store_messages(sj->job.store, sel->id, sel->msgs[base].uid,
+				 sel->msgs[end - 1].uid, &list, &n);
 	if (ret != 0)
 		return ret;
-	uint32_t *hits = x_malloc((sel->count + 1) * sizeof(*hits));
-	size_t n_hits = 0, j = 0;
-	uint64_t max_modseq = 0;
-	for (size_t i = 0; i < sel->count; i++) {
+	for (size_t i = base; i < end; i++) {
 		const struct imap_msg *im = &sel->msgs[i];
 		while (j < n && list[j].uid < im->uid)
 			j++;
@@ -668,22 +669,41 @@ static int search_work(struct imap_job *job)
 		buf_init(&sm.header, (size_t)list[j].size + 1);
 		buf_init(&sm.body, (size_t)list[j].size * 4 + 16);
 		if (eval(&sm, sj->root)) {
-			hits[n_hits++] = sj->uid ? im->uid : (uint32_t)(i + 1);
+			hits[(*n_hits)++] = sj->uid ? im->uid : (uint32_t)(i + 1);
 			if (sj->sort != NULL) {
 				const struct buf *h = imap_sort_needs_header(sj->sort) ?
 					msg_header(&sm) : NULL;
-				imap_sort_add(sj->sort, hits[n_hits - 1], i + 1, &list[j],
+				imap_sort_add(sj->sort, hits[*n_hits - 1], i + 1, &list[j],
 					      msg_mime(&sm), h != NULL ? buf_data(h) : NULL,
 					      h != NULL ? buf_len(h) : 0);
 			}
-			if (im->modseq > max_modseq)
-				max_modseq = im->modseq;
+			if (im->modseq > *max_modseq)
+				*max_modseq = im->modseq;
 		}
 		buf_free(&sm.header);
 		buf_free(&sm.body);
 		pool_free(&sm.pool);
 	}
 	free(list);
+	return 0;
+}
+
+static int search_work(struct imap_job *job)
+{
+	struct search_job *sj = (struct search_job *)job;
+	struct imap_selected *sel = job->s->sel;
+	uint32_t *hits = x_malloc((sel->count + 1) * sizeof(*hits));
+	size_t n_hits = 0;
+	uint64_t max_modseq = 0;
+	/* the store's records are read a block of messages at a time */
+	for (size_t base = 0; base < sel->count; base += SEARCH_BLOCK) {
+		size_t end = base + SEARCH_BLOCK < sel->count ? base + SEARCH_BLOCK : sel->count;
+		int ret = search_block(sj, base, end, hits, &n_hits, &max_modseq);
+		if (ret != 0) {
+			free(hits);
+			return ret;
+		}
+	}
 	struct buf *o = &job->out;
 	if (sj->sort != NULL) {
 		imap_sort_output(sj->sort, o);

@@ -286,22 +286,37 @@ static int expunge_work(struct imap_job *job)
 {
 	struct expunge_job *ej = (struct expunge_job *)job;
 	struct imap_selected *sel = job->s->sel;
-	/* the flags as they are now, not as the client last heard */
-	struct store_message *list;
-	size_t n;
-	int ret = store_messages(job->store, sel->id, 1, 0xffffffffu, &list, &n);
+	/* the flags as they are now, not as the client last heard; in UID ranges */
+	struct store_mailbox mb;
+	char user[320];
+	int ret = store_mailbox_get_by_id(job->store, sel->id, user, sizeof(user), &mb);
 	if (ret != 0)
 		return ret;
-	uint32_t *uids = x_malloc((n + 1) * sizeof(*uids));
-	size_t count = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (!(list[i].flags & STORE_FLAG_DELETED))
-			continue;
-		if (ej->uids != NULL && !uid_in(ej->uids, ej->n_uids, list[i].uid))
-			continue;
-		uids[count++] = list[i].uid;
+	uint32_t *uids = NULL;
+	size_t count = 0, cap = 0;
+	for (uint64_t lo = 1; lo < mb.uidnext; lo += SELECT_UID_CHUNK) {
+		uint64_t hi = lo + SELECT_UID_CHUNK - 1;
+		struct store_message *list;
+		size_t n;
+		ret = store_messages(job->store, sel->id, (uint32_t)lo,
+				     hi >= mb.uidnext ? 0xffffffffu : (uint32_t)hi, &list, &n);
+		if (ret != 0) {
+			free(uids);
+			return ret;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (!(list[i].flags & STORE_FLAG_DELETED))
+				continue;
+			if (ej->uids != NULL && !uid_in(ej->uids, ej->n_uids, list[i].uid))
+				continue;
+			if (count == cap) {
+				cap = cap == 0 ? 256 : cap * 2;
+				uids = x_realloc(uids, cap * sizeof(*uids));
+			}
+			uids[count++] = list[i].uid;
+		}
+		free(list);
 	}
-	free(list);
 	if (count > 0 && ej->trash) {
 		uint32_t *dst = x_malloc(count * sizeof(*dst));
 		uint32_t uidv;
