@@ -5,6 +5,7 @@
  * delivered; anything else fails with 5.1.1 (smtpd resolves the full alias
  * rules at RCPT time; a queued local recipient is normally a sender address). */
 #include "smtpd/queue.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "common/pool.h"
 
@@ -58,7 +59,11 @@ static int local_work_fn(void *arg)
 	struct qdelivery *d = job->d;
 	struct store *store = service_store(d->r->svc);
 	const struct conf_domain *dom = conf_find_domain(d->conf, job->domain);
-	struct store_body body = { d->body, d->len, NULL };
+	/* the envelope sender as the first line, as smtpd's local deliveries have it */
+	struct buf msg = BUF_INIT(SIZE_MAX);
+	buf_printf(&msg, "Return-Path: <%s>\r\n", d->msg.from);
+	buf_append(&msg, d->body, d->len);
+	struct store_body body = { buf_data(&msg), buf_len(&msg), NULL };
 	for (size_t i = 0; i < job->n_rcpts; i++) {
 		const struct queue_rcpt *r = &d->msg.rcpts[job->rcpts[i]];
 		char local[QUEUE_ADDR_MAX + 1];
@@ -89,6 +94,7 @@ static int local_work_fn(void *arg)
 		}
 		w->results[i] = ret;
 	}
+	buf_free(&msg);
 	return 0;
 }
 
