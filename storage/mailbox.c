@@ -570,8 +570,8 @@ int store_mailbox_delete(struct store *store, const char *user, const char *name
 
 struct rename_arg {
 	const char *user, *from, *to;
-	uint64_t ids[64];       /* announced after the commit (first 64) */
-	size_t n_ids;
+	uint64_t *ids;          /* every mailbox renamed, announced after the commit */
+	size_t n_ids, cap_ids;
 	size_t moved_inbox;     /* messages moved out of INBOX */
 };
 
@@ -604,6 +604,15 @@ static int collect_one(struct store *s, DB_TXN *txn, const char *name, uint64_t 
 	return 0;
 }
 
+static void note_renamed(struct rename_arg *a, uint64_t id)
+{
+	if (a->n_ids == a->cap_ids) {
+		a->cap_ids = a->cap_ids == 0 ? 16 : a->cap_ids * 2;
+		a->ids = x_realloc(a->ids, a->cap_ids * sizeof(*a->ids));
+	}
+	a->ids[a->n_ids++] = id;
+}
+
 static int rename_one(struct store *s, DB_TXN *txn, struct rename_arg *a,
 		      const struct rename_item *it)
 {
@@ -626,8 +635,7 @@ static int rename_one(struct store *s, DB_TXN *txn, struct rename_arg *a,
 	    (ret = name_del(s, txn, a->user, it->name)) != 0 ||
 	    (ret = name_put(s, txn, a->user, newname, it->id)) != 0)
 		return ret;
-	if (a->n_ids < sizeof(a->ids) / sizeof(a->ids[0]))
-		a->ids[a->n_ids++] = it->id;
+	note_renamed(a, it->id);
 	return 0;
 }
 
@@ -693,9 +701,8 @@ static int rename_inbox(struct store *s, DB_TXN *txn, struct rename_arg *a)
 	src.highestmodseq++;
 	if ((ret = mbox_put(s, txn, inbox, &src)) != 0 || (ret = mbox_put(s, txn, dst, &dr)) != 0)
 		return ret;
-	a->ids[0] = inbox;
-	a->ids[1] = dst;
-	a->n_ids = 2;
+	note_renamed(a, inbox);
+	note_renamed(a, dst);
 	return 0;
 }
 
@@ -733,6 +740,7 @@ int store_mailbox_rename(struct store *store, const char *user, const char *from
 	int ret = store_txn(store, rename_fn, &a);
 	if (ret == STORE_OK)
 		store_announce(store, a.ids, a.n_ids);
+	free(a.ids);
 	return ret;
 }
 

@@ -818,6 +818,42 @@ static void test_checkpoint_waits_for_a_backup(void **state)
 	assert_int_not_equal(access(path, F_OK), 0);
 }
 
+/* Renaming a mailbox with more children than one datagram holds announces every
+ * renamed mailbox (the list stopped at 64). */
+static void test_rename_announces_every_child(void **state)
+{
+	enum { CHILDREN = 70 };
+	const char *u = "tree@example.test";
+	uint64_t ids[CHILDREN + 1];
+	assert_int_equal(store_mailbox_create(st, u, "top", 0, &ids[0]), STORE_OK);
+	for (int i = 0; i < CHILDREN; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "top/c%02d", i);
+		assert_int_equal(store_mailbox_create(st, u, name, 0, &ids[i + 1]), STORE_OK);
+	}
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct seen_ids seen = { .n = 0 };
+	assert_int_equal(store_notify_start(st, &loop, collect_id, &seen), STORE_OK);
+	assert_int_equal(store_mailbox_rename(st, u, "top", "moved"), STORE_OK);
+	for (int i = 0; i < 200 && seen.n < CHILDREN + 1; i++) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		usleep(5000);
+	}
+	assert_int_equal(seen.n, CHILDREN + 1);
+	for (int i = 0; i <= CHILDREN; i++) {
+		bool found = false;
+		for (size_t j = 0; j < seen.n; j++)
+			found |= seen.ids[j] == ids[i];
+		assert_true(found);
+	}
+	store_notify_stop(st);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	assert_int_equal(mailbox_id(u, "moved/c69"), ids[CHILDREN]);
+	verify_clean();
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -843,6 +879,7 @@ int main(void)
 		T(test_same_body_delivered_and_removed_concurrently),
 		T(test_verify_sweeps_stale_tmp_files),
 		T(test_checkpoint_waits_for_a_backup),
+		T(test_rename_announces_every_child),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
