@@ -448,7 +448,7 @@ static void send_cmd(struct out_client *c, size_t i)
 					      message_size(c));
 		if ((c->ext & EXT_8BITMIME) && (job->d->has_8bit || m->body != QUEUE_BODY_7BIT))
 			o += (size_t)snprintf(params + o, sizeof(params) - o, " BODY=8BITMIME");
-		if ((c->ext & EXT_SMTPUTF8) && m->smtputf8 && needs_smtputf8(job))
+		if ((c->ext & EXT_SMTPUTF8) && (m->smtputf8 || needs_smtputf8(job)))
 			o += (size_t)snprintf(params + o, sizeof(params) - o, " SMTPUTF8");
 		if (c->ext & EXT_DSN) {
 			if (m->ret != QUEUE_RET_DEFAULT)

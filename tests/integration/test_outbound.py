@@ -31,6 +31,8 @@ RECORDS = {
     # two MX hosts: the first one refuses connections
     "backup.test": {"MX": [(10, "dead.backup.test"), (20, "mx.dest.test")]},
     "dead.backup.test": {"A": ["127.0.0.9"]},
+    # a domain with a catch-all at the receiver (UTF-8 local parts)
+    "utf.test": {"MX": [(10, "mx.dest.test")]},
     # IPv6 only
     "v6.test": {"MX": [(10, "mx6.v6.test")]},
     "mx6.v6.test": {"AAAA": ["::1"]},
@@ -882,6 +884,35 @@ def test_tls_required_destination_without_starttls_waits(pair_factory):
                          rf"\(TLS is required, but was not offered by host 127\.0\.0\.4", log)
         assert f"{qid}: 127.0.0.4[127.0.0.4]:{port}: sending EHLO -> sending MAIL" not in log
         assert qid in queue_ids(p.sender)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def test_smtputf8_address_sent_with_smtputf8_or_bounced(pair_factory):
+    port = free_port("127.0.0.4")
+    domains = sender_domains()
+    domains["sink.test"] = f'type = remote\nrelay_host = "[127.0.0.4]:{port}"\n'
+    rdomains = receiver_domains()
+    rdomains["utf.test"] = f'mailbox bob {{ password = "{SECRET_HASH}" }}\ncatch_all = "bob"\n'
+    p = pair_factory(sender_domains_=domains, receiver_domains_=rdomains)
+    args = ["/usr/sbin/smtp-sink"] + (["-u", "nobody"] if os.geteuid() == 0 else [])
+    proc = subprocess.Popen(args + [f"127.0.0.4:{port}", "10"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        p.start()
+        # Warren offers SMTPUTF8: the address goes with MAIL ... SMTPUTF8
+        q1 = inject(p.sender, "alice@example.test", ["jösé@utf.test"], message("utf8"))
+        raw = wait_messages(p.receiver, "bob@utf.test")[0]
+        assert b"with UTF8SMTPS" in raw
+        p.sender.wait_log(f"{q1}: removed")
+        # smtp-sink does not: bounced with 5.6.7, never sent
+        q2 = inject(p.sender, "alice@example.test", ["jösé@sink.test"], message("utf8 sink"))
+        bounce = wait_messages(p.sender, "alice@example.test")[0]
+        _, blocks, _ = dsn_parts(bounce)
+        assert blocks[1]["Status"] == "5.6.7"
+        assert "SMTPUTF8 is required" in blocks[1]["Diagnostic-Code"]
+        p.sender.wait_log(f"{q2}: removed")
     finally:
         proc.terminate()
         proc.wait(timeout=5)
