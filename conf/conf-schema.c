@@ -224,7 +224,8 @@ static const struct conf_key_def queue_keys[] = {
 	K("scan_interval", KEY_DURATION, "60s", 1, 3600, CFG_OFF(queue.scan_interval_s),
 	  "How often the queue is searched for messages due (new mail starts at once)."),
 	K("max_deliveries", KEY_INT, "20", 1, 10000, CFG_OFF(queue.max_deliveries),
-	  "Outgoing connections at once per smtpd process."),
+	  "Messages in delivery at once per smtpd process (each may use one connection "
+	  "per destination domain)."),
 	K("destination_concurrency", KEY_INT, "5", 1, 1000,
 	  CFG_OFF(queue.destination_concurrency),
 	  "Outgoing connections at once to one destination domain."),
