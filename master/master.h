@@ -20,6 +20,8 @@
 /* failchk and checkpoints of the store. */
 #define MASTER_FAILCHK_MS 1000
 #define MASTER_CHECKPOINT_MS 60000
+/* A failchk still running after this long waits on a dead process's mutex. */
+#define MASTER_FAILCHK_TIMEOUT_MS 5000
 
 struct master_listener {
 	char *name;
@@ -62,11 +64,18 @@ struct master {
 	struct store *store;
 	uv_timer_t checkpoint_timer;
 	unsigned checkpoint_ticks;
+	struct watch_job *watch_job; /* failchk/checkpoint running on the pool, or NULL */
+	uint64_t watch_started;
 	bool recovering;             /* daemons stopped for a store recovery */
 	unsigned long conf_copy_prev;  /* generation of the previous saved copy */
 };
 
+/* Set in the environment of a master re-executed for the store's recovery. */
+#define MASTER_STATE_ENV "WARREN_MASTER_STATE"
+#define MASTER_RECOVERED_ENV "WARREN_MASTER_RECOVERED"
+
 /* children.c */
+void master_children_save_state(struct master *m);
 void master_children_init(struct master *m);
 void master_children_start(struct master *m);
 void master_children_signal(struct master *m, int signum);
@@ -74,6 +83,10 @@ bool master_children_running(const struct master *m);
 void master_children_stopped(struct master *m);   /* called when the last one exits */
 
 /* main.c */
+/* Replaces the master by a fresh copy of itself (same pid, same arguments) that
+ * opens the store with recovery: a Berkeley DB environment left by a dead
+ * process cannot always be closed safely in-process. Returns only on failure. */
+void master_reexec(struct master *m);
 void master_stop_timeout_cb(uv_timer_t *timer);
 
 /* conf-copy.c: saves the running configuration for the daemons to read */

@@ -10,11 +10,14 @@
  */
 #include "master/master.h"
 #include "common/log.h"
+#include "common/pool.h"
 
 #include <errno.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static uid_t store_uid;
@@ -48,21 +51,84 @@ static int open_store(struct master *m)
 	return ret;
 }
 
+/* failchk and checkpoints run on a thread of libuv's pool, never on the loop:
+ * failchk can wait forever on a mutex a dead process held (seen in the crash
+ * test), and the master must then still notice, stop the daemons and recover. */
+struct watch_job {
+	uv_work_t req;
+	struct master *m;
+	struct store *store;
+	bool checkpoint;
+	int result;
+	volatile int finished;       /* set by the worker when it is done with store */
+};
+
+/* Per-thread credentials (the raw system calls, not glibc's process-wide
+ * wrappers), so the loop thread keeps root while this thread works as the
+ * store's user. */
+static void thread_become(uid_t uid, gid_t gid)
+{
+	if (!switch_ids)
+		return;
+	if (syscall(SYS_setresgid, (gid_t)-1, gid, (gid_t)-1) < 0 ||
+	    syscall(SYS_setresuid, (uid_t)-1, uid, (uid_t)-1) < 0)
+		log_error("cannot switch a thread's ids: %s", strerror(errno));
+}
+
+static void watch_work(uv_work_t *req)
+{
+	struct watch_job *job = req->data;
+	thread_become(store_uid, store_gid);
+	job->result = store_failchk(job->store);
+	if (job->result == STORE_OK && job->checkpoint)
+		job->result = store_checkpoint(job->store);
+	if (switch_ids && (syscall(SYS_setresuid, (uid_t)-1, (uid_t)0, (uid_t)-1) < 0 ||
+			   syscall(SYS_setresgid, (gid_t)-1, (gid_t)0, (gid_t)-1) < 0))
+		log_error("cannot switch a thread back to root: %s", strerror(errno));
+	__atomic_store_n(&job->finished, 1, __ATOMIC_RELEASE);
+}
+
+static void watch_done(uv_work_t *req, int status)
+{
+	struct watch_job *job = req->data;
+	struct master *m = job->m;
+	bool current = job->store == m->store && m->watch_job == job;
+	if (current)
+		m->watch_job = NULL;
+	int result = job->result;
+	free(job);
+	if (current && status == 0 && result == STORE_ERECOVER)
+		master_store_recover(m, "failchk found a dead process's leftovers");
+}
+
 static void checkpoint_cb(uv_timer_t *timer)
 {
 	struct master *m = timer->data;
 	if (m->store == NULL || m->recovering)
 		return;
-	become_user();
-	int ret = store_failchk(m->store);
-	/* a checkpoint a minute; failchk every second */
-	if (ret == STORE_OK && ++m->checkpoint_ticks * MASTER_FAILCHK_MS >= MASTER_CHECKPOINT_MS) {
-		m->checkpoint_ticks = 0;
-		ret = store_checkpoint(m->store);
+	if (m->watch_job != NULL) {
+		if (uv_now(m->loop) - m->watch_started >= MASTER_FAILCHK_TIMEOUT_MS) {
+			/* the job stays stuck on its mutex; its store handle is abandoned */
+			m->watch_job = NULL;
+			master_store_recover(m, "failchk hangs on a mutex a dead process held");
+		}
+		return;
 	}
-	become_root();
-	if (ret == STORE_ERECOVER)
-		master_store_recover(m, "failchk found a dead process's leftovers");
+	struct watch_job *job = x_calloc(1, sizeof(*job));
+	job->m = m;
+	job->store = m->store;
+	job->req.data = job;
+	/* a checkpoint a minute; failchk every second */
+	if (++m->checkpoint_ticks * MASTER_FAILCHK_MS >= MASTER_CHECKPOINT_MS) {
+		m->checkpoint_ticks = 0;
+		job->checkpoint = true;
+	}
+	m->watch_job = job;
+	m->watch_started = uv_now(m->loop);
+	if (uv_queue_work(m->loop, &job->req, watch_work, watch_done) < 0) {
+		m->watch_job = NULL;
+		free(job);
+	}
 }
 
 int master_store_start(struct master *m)
@@ -90,12 +156,22 @@ void master_store_stop(struct master *m)
 {
 	uv_timer_stop(&m->checkpoint_timer);
 	uv_close((uv_handle_t *)&m->checkpoint_timer, NULL);
-	if (m->store != NULL) {
-		become_user();
+	if (m->store == NULL)
+		return;
+	/* a failchk in flight finishes first (or is stuck: then the store is left as is) */
+	struct watch_job *job = m->watch_job;
+	for (int i = 0; job != NULL && i < MASTER_FAILCHK_TIMEOUT_MS / 10 &&
+	     !__atomic_load_n(&job->finished, __ATOMIC_ACQUIRE); i++)
+		usleep(10000);
+	become_user();
+	if (job != NULL && !__atomic_load_n(&job->finished, __ATOMIC_ACQUIRE)) {
+		log_warn("store: failchk still running at shutdown; leaving the store to recovery");
+		store_abandon(&m->store);
+	} else {
 		store_checkpoint(m->store);
 		store_close(&m->store);
-		become_root();
 	}
+	become_root();
 }
 
 void master_store_recover(struct master *m, const char *why)
@@ -115,20 +191,19 @@ void master_recover_timer_cb(uv_timer_t *timer)
 	master_store_recovered(timer->data);
 }
 
-/* Every daemon has exited: recover and start them again. */
+/* Every daemon has exited: recover and start them again. The environment is
+ * not closed here: closing frees mutexes, and one may be held by the dead process
+ * forever (seen: the master hung in DB->close), and Berkeley DB allows a process
+ * one DB_REGISTER handle per environment. So the master re-executes itself, and
+ * the fresh image opens the store with recovery and starts the daemons. */
 void master_store_recovered(struct master *m)
 {
 	uv_timer_stop(&m->stop_timer);
+	log_info("re-executing the master to recover the store");
 	become_user();
-	store_close(&m->store);
+	store_abandon(&m->store);
 	become_root();
-	if (open_store(m) != STORE_OK) {
-		log_error("recovery failed; stopping");
-		m->recovering = false;
-		raise(SIGTERM);
-		return;
-	}
-	log_info("store recovered; starting the daemons again");
+	master_reexec(m);
 	m->recovering = false;
-	master_children_start(m);
+	raise(SIGTERM);
 }

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,10 +131,16 @@ static int env_open(struct store *s, unsigned cache_mb, const char **error_r)
 	env->set_isalive(env, is_alive);
 	env->log_set_config(env, DB_LOG_AUTO_REMOVE, 1);
 
+	/* Only the master runs failchk (here and in store_failchk). In another process,
+	 * DB_FAILCHK made the open clean up after a dead process while holding the
+	 * registry lock, and that cleanup can wait forever on a mutex the dead process
+	 * held (seen in the crash test: pthread_cond_destroy in __txn_failchk), which
+	 * in turn blocks the master's recovery. Without it such an open returns
+	 * DB_RUNRECOVERY at once and the process asks the master to recover. */
 	u_int32_t flags = DB_CREATE | DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_INIT_TXN |
-			  DB_THREAD | DB_REGISTER | DB_FAILCHK;
+			  DB_THREAD | DB_REGISTER;
 	if (s->flags & STORE_OPEN_RECOVER)
-		flags |= DB_RECOVER;
+		flags |= DB_RECOVER | DB_FAILCHK;
 	ret = env->open(env, s->env_dir, flags, 0640);
 	if (ret != 0) {
 		*error_r = ret == DB_RUNRECOVERY ? "the store needs recovery (start the master)" :
@@ -222,6 +229,57 @@ void store_close(struct store **storep)
 	free(s->blob_dir);
 	free(s->notify_dir);
 	free(s);
+}
+
+/* Berkeley DB 5.3's DB_REGISTER file holds one 25-byte slot per attached
+ * process: its pid ("%24lu\n") or, once it closed the environment, PID_EMPTY.
+ * A process whose pid is still in a slot may not open the environment again
+ * ("BDB1528 DB_REGISTER limits processes to one open DB_ENV handle"), so a
+ * handle abandoned unclosed must clear its slot the way a close would. */
+#define REGISTRY_SLOT 25
+#define REGISTRY_EMPTY "X                      0\n"
+
+static void registry_forget_self(const char *env_dir)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/__db.register", env_dir) >= (int)sizeof(path))
+		return;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char slot[REGISTRY_SLOT + 1];
+	for (off_t off = 0; pread(fd, slot, REGISTRY_SLOT, off) == REGISTRY_SLOT;
+	     off += REGISTRY_SLOT) {
+		slot[REGISTRY_SLOT] = '\0';
+		char *end;
+		unsigned long pid = strtoul(slot, &end, 10);
+		if (end != slot && *end == '\n' && pid == (unsigned long)getpid() &&
+		    pwrite(fd, REGISTRY_EMPTY, REGISTRY_SLOT, off) != REGISTRY_SLOT)
+			log_error("store: cannot clear this process's slot in %s", path);
+	}
+	close(fd);
+}
+
+void store_abandon(struct store **storep)
+{
+	struct store *s = *storep;
+	if (s == NULL)
+		return;
+	*storep = NULL;
+	if (s->watchdog_running) {
+		s->watchdog_stop = true;
+		pthread_join(s->watchdog, NULL);
+	}
+	store_notify_close(s);
+	/* Closing the handles frees mutexes, and one of them may be held by the dead
+	 * process forever (seen: the master hung in DB->close after failchk); so the
+	 * handles go unclosed and this process leaves the registry the way a close
+	 * would. Not even DB_PANIC_ENVIRONMENT is set: it takes a region mutex too
+	 * (seen hanging). The recovery that follows (DB_REGISTER | DB_RECOVER) marks
+	 * the old environment panicked and waits for every attached process to go. */
+	registry_forget_self(s->env_dir);
+	/* s itself stays allocated too: a thread stuck on such a mutex (the master's
+	 * failchk) may still hold it. */
 }
 
 /* ---- transactions ---- */

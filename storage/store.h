@@ -58,6 +58,10 @@ struct store_settings {
 int store_open(const struct store_settings *settings, struct store **store_r,
 	       const char **error_r);
 void store_close(struct store **store);
+/* For an environment that needs recovery: drops the handle without closing the
+ * databases (which could wait forever on a mutex a dead process holds) and
+ * takes this process out of the registry, so it may open the store again. */
+void store_abandon(struct store **store);
 
 /* Checks whether any dead process left the environment in need of recovery
  * (Berkeley DB failchk). 0: fine; STORE_ERECOVER: every process must close the

@@ -61,7 +61,8 @@ def test_kill_writer_and_reader_at_random(suite, tmp_path):
             other.kill()
             pytest.fail(f"round {rnd}: a store process hung after its peer was killed")
         result = run_tool(state, "check", USER, str(committed))
-        assert result.returncode == 0, f"round {rnd}:\n{result.stdout}{result.stderr}"
+        assert result.returncode == 0, \
+            f"round {rnd}:\n{result.stdout}{result.stderr}\nmaster log:\n{suite.log()[-4000:]}"
         # the daemons must still be there (or be back after a recovery)
         assert len(suite.children()) == 3 or suite.wait_log("starting the daemons again")
     lines = committed.read_text().count("committed ")
