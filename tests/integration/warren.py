@@ -41,11 +41,21 @@ LISTENERS = {
 }
 
 
+_handed_out = set()
+
+
 def free_port(address="127.0.0.1"):
-    """A TCP port that is free on address right now."""
-    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
+    """A TCP port that is free on address right now and was not handed out
+    before by this process (the kernel may give the same free port twice in a
+    row, and one suite's listeners must not collide)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
+            s.bind((address, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port found")
 
 
 def make_cert(directory, name, sans):
