@@ -13,7 +13,6 @@
 extern char **environ;
 
 static void child_spawn(struct master_child *c);
-static void restore_backoff(struct master *m);
 
 void master_children_init(struct master *m)
 {
@@ -41,45 +40,6 @@ void master_children_init(struct master *m)
 			if (c->services & (1u << m->listeners[l].service))
 				c->wanted = true;
 	}
-	restore_backoff(m);
-}
-
-/* Recovery re-executes the master (master_reexec): the back-off of each daemon
- * and which one crashed travel in MASTER_STATE_ENV as "name:backoff:delay,...",
- * delay > 0 marking a daemon that crashed and waits that long. */
-void master_children_save_state(struct master *m)
-{
-	char state[512] = "";
-	size_t o = 0;
-	for (size_t i = 0; i < MASTER_N_CHILDREN && o < sizeof(state); i++) {
-		struct master_child *c = &m->children[i];
-		o += (size_t)snprintf(state + o, sizeof(state) - o, "%s%s:%u:%u", o ? "," : "",
-				      c->name, c->backoff_ms, c->crashed ? c->restart_delay_ms : 0);
-	}
-	setenv(MASTER_STATE_ENV, state, 1);
-}
-
-static void restore_backoff(struct master *m)
-{
-	const char *state = getenv(MASTER_STATE_ENV);
-	if (state == NULL)
-		return;
-	for (size_t i = 0; i < MASTER_N_CHILDREN; i++) {
-		struct master_child *c = &m->children[i];
-		char key[32];
-		snprintf(key, sizeof(key), "%s:", c->name);
-		const char *p = strstr(state, key);
-		unsigned backoff, delay;
-		if (p == NULL || sscanf(p + strlen(key), "%u:%u", &backoff, &delay) != 2)
-			continue;
-		if (backoff >= MASTER_RESTART_MIN_MS && backoff <= MASTER_RESTART_MAX_MS)
-			c->backoff_ms = backoff;
-		if (delay > 0 && delay <= MASTER_RESTART_MAX_MS) {
-			c->crashed = true;
-			c->restart_delay_ms = delay;
-		}
-	}
-	unsetenv(MASTER_STATE_ENV);
 }
 
 static void restart_cb(uv_timer_t *timer)

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <linux/close_range.h>
 #include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/warren/warren.conf"
@@ -254,30 +253,11 @@ static int check_only(const char *path)
 	return 0;
 }
 
-static char **saved_argv;
-
-void master_reexec(struct master *m)
-{
-	master_children_save_state(m);
-	setenv(MASTER_RECOVERED_ENV, "1", 1);
-	close_listeners(m);
-	/* nothing of this image but stdio goes to the next one */
-	close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-	/* ignored dispositions survive exec: a recovery request arriving before the
-	 * new image is ready must not kill it */
-	signal(SIGUSR2, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	execv("/proc/self/exe", saved_argv);
-	log_error("cannot re-execute the master for recovery: %s", strerror(errno));
-}
-
 int main(int argc, char **argv)
 {
-	saved_argv = argv;
 	/* Until the loop's handlers are in place, a reload (SIGHUP) or a recovery
 	 * request (SIGUSR2, which any process that finds the store in need of
-	 * recovery sends) must not kill the master: that happened when a tool asked
-	 * while the master was re-executing itself for a recovery. */
+	 * recovery sends) must not kill the master. */
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR2, SIG_IGN);
 	const char *path = getenv("WARREN_CONF");
@@ -329,10 +309,6 @@ int main(int argc, char **argv)
 	m.stop_timer.data = &m;
 
 	master_children_init(&m);
-	if (getenv(MASTER_RECOVERED_ENV) != NULL) {
-		unsetenv(MASTER_RECOVERED_ENV);
-		log_info("store recovered; starting the daemons again");
-	}
 	log_info("starting Warren with %s (configuration generation %lu)", m.config_path,
 		 m.conf->generation);
 	master_children_start(&m);

@@ -70,12 +70,7 @@ struct master {
 	unsigned long conf_copy_prev;  /* generation of the previous saved copy */
 };
 
-/* Set in the environment of a master re-executed for the store's recovery. */
-#define MASTER_STATE_ENV "WARREN_MASTER_STATE"
-#define MASTER_RECOVERED_ENV "WARREN_MASTER_RECOVERED"
-
 /* children.c */
-void master_children_save_state(struct master *m);
 void master_children_init(struct master *m);
 void master_children_start(struct master *m);
 void master_children_signal(struct master *m, int signum);
@@ -83,10 +78,6 @@ bool master_children_running(const struct master *m);
 void master_children_stopped(struct master *m);   /* called when the last one exits */
 
 /* main.c */
-/* Replaces the master by a fresh copy of itself (same pid, same arguments) that
- * opens the store with recovery: a Berkeley DB environment left by a dead
- * process cannot always be closed safely in-process. Returns only on failure. */
-void master_reexec(struct master *m);
 void master_stop_timeout_cb(uv_timer_t *timer);
 
 /* conf-copy.c: saves the running configuration for the daemons to read */

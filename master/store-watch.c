@@ -191,19 +191,26 @@ void master_recover_timer_cb(uv_timer_t *timer)
 	master_store_recovered(timer->data);
 }
 
-/* Every daemon has exited: recover and start them again. The environment is
- * not closed here: closing frees mutexes, and one may be held by the dead process
- * forever (seen: the master hung in DB->close), and Berkeley DB allows a process
- * one DB_REGISTER handle per environment. So the master re-executes itself, and
- * the fresh image opens the store with recovery and starts the daemons. */
+/* Every daemon has exited: recover and start them again. The old environment is
+ * not closed: closing frees mutexes, and one may be held by the dead process
+ * forever (seen: the master hung in DB->close). store_abandon leaves it open and
+ * takes the master out of the registry (Berkeley DB allows a process one
+ * DB_REGISTER handle per environment), then the store is opened again with
+ * recovery. */
 void master_store_recovered(struct master *m)
 {
 	uv_timer_stop(&m->stop_timer);
-	log_info("re-executing the master to recover the store");
 	become_user();
 	store_abandon(&m->store);
 	become_root();
-	master_reexec(m);
+	m->watch_job = NULL;
+	if (open_store(m) != STORE_OK) {
+		log_error("recovery failed; stopping");
+		m->recovering = false;
+		raise(SIGTERM);
+		return;
+	}
+	log_info("store recovered; starting the daemons again");
 	m->recovering = false;
-	raise(SIGTERM);
+	master_children_start(m);
 }

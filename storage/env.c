@@ -175,6 +175,52 @@ static int dbs_open(struct store *s, const char **error_r)
 	return 0;
 }
 
+/* Berkeley DB 5.3's DB_REGISTER file holds one 25-byte slot per attached
+ * process: its pid ("%24lu\n") or, once it closed the environment, PID_EMPTY.
+ * A process whose pid is still in a slot may not open the environment again
+ * ("BDB1528 DB_REGISTER limits processes to one open DB_ENV handle"), so a
+ * handle abandoned unclosed must clear its slot the way a close would. */
+#define REGISTRY_SLOT 25
+#define REGISTRY_EMPTY "X                      0\n"
+
+/* True when no other live process is in the registry (so removing the regions
+ * hurts nobody) and region files exist. */
+static bool regions_wedged(const char *env_dir)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/__db.register", env_dir) >= (int)sizeof(path))
+		return false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char slot[REGISTRY_SLOT + 1];
+	bool others = false;
+	for (off_t off = 0; pread(fd, slot, REGISTRY_SLOT, off) == REGISTRY_SLOT;
+	     off += REGISTRY_SLOT) {
+		slot[REGISTRY_SLOT] = '\0';
+		char *end;
+		unsigned long pid = strtoul(slot, &end, 10);
+		if (end != slot && *end == '\n' && pid != 0 && pid != (unsigned long)getpid() &&
+		    (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+			others = true;
+	}
+	close(fd);
+	if (others)
+		return false;
+	snprintf(path, sizeof(path), "%s/__db.001", env_dir);
+	return access(path, F_OK) == 0;
+}
+
+static void remove_regions(const char *env_dir)
+{
+	for (int i = 1; i < 100; i++) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/__db.%03d", env_dir, i);
+		if (unlink(path) < 0 && errno == ENOENT && i > 10)
+			break;
+	}
+}
+
 int store_open(const struct store_settings *settings, struct store **store_r,
 	       const char **error_r)
 {
@@ -197,6 +243,16 @@ int store_open(const struct store_settings *settings, struct store **store_r,
 		return STORE_EIO;
 	}
 	int ret = env_open(s, settings->cache_mb, error_r);
+	if (ret != 0 && (settings->flags & STORE_OPEN_RECOVER) && regions_wedged(s->env_dir)) {
+		/* Recovery could not tear down the old regions: a dead process left one of
+		 * their mutexes locked (pthread_mutex_destroy says EBUSY). Nobody else is
+		 * attached, so the region files can go; recovery rebuilds everything from
+		 * the log. */
+		log_warn("store: the environment's regions hold mutexes of dead processes; "
+			 "removing them and recovering from the log");
+		remove_regions(s->env_dir);
+		ret = env_open(s, settings->cache_mb, error_r);
+	}
 	if (ret == 0)
 		ret = dbs_open(s, error_r);
 	if (ret != 0) {
@@ -231,13 +287,6 @@ void store_close(struct store **storep)
 	free(s);
 }
 
-/* Berkeley DB 5.3's DB_REGISTER file holds one 25-byte slot per attached
- * process: its pid ("%24lu\n") or, once it closed the environment, PID_EMPTY.
- * A process whose pid is still in a slot may not open the environment again
- * ("BDB1528 DB_REGISTER limits processes to one open DB_ENV handle"), so a
- * handle abandoned unclosed must clear its slot the way a close would. */
-#define REGISTRY_SLOT 25
-#define REGISTRY_EMPTY "X                      0\n"
 
 static void registry_forget_self(const char *env_dir)
 {
