@@ -463,6 +463,41 @@ static int copy_blobs(struct store *s, const char *dest)
 	return 0;
 }
 
+/* The outbound queue's bodies (state_dir/queue/ID, storage/queue.c): written and
+ * fsynced before their record commits, so every record of the copied database
+ * has its body here unless it was delivered (and removed) during the backup. */
+static int copy_queue(struct store *s, const char *dest)
+{
+	char from_dir[4096], to_dir[4096];
+	snprintf(from_dir, sizeof(from_dir), "%s/queue", s->dir);
+	snprintf(to_dir, sizeof(to_dir), "%s/queue", dest);
+	DIR *dp = opendir(from_dir);
+	if (dp == NULL)
+		return errno == ENOENT ? 0 : -1;
+	if (mkdir(to_dir, 0750) < 0 && errno != EEXIST) {
+		closedir(dp);
+		return -1;
+	}
+	struct dirent *de;
+	while ((de = readdir(dp)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char from[4096 + 300], to[4096 + 300];
+		snprintf(from, sizeof(from), "%s/%s", from_dir, de->d_name);
+		snprintf(to, sizeof(to), "%s/%s", to_dir, de->d_name);
+		struct stat st;
+		if (stat(from, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (access(to, F_OK) != 0 && copy_file(from, to) < 0 && errno != ENOENT) {
+			closedir(dp);
+			return -1;
+		}
+	}
+	closedir(dp);
+	fsync_dir(to_dir);
+	return 0;
+}
+
 bool blob_removal_paused(struct store *s)
 {
 	char path[4096];
@@ -543,7 +578,7 @@ int store_backup(struct store *store, const char *dir, const char **error_r)
 		unlink(lock);
 		return ret;
 	}
-	if (copy_blobs(store, dir) < 0) {
+	if (copy_blobs(store, dir) < 0 || copy_queue(store, dir) < 0) {
 		*error_r = strerror(errno);
 		unlink(lock);
 		return STORE_EIO;

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from warren import BIN, BUILD, WarrenInstance
+from warren import BIN, BUILD, SECRET_HASH, WarrenInstance, free_port
 
 WARRENCTL = os.path.join(BIN, "warrenctl")
 STORELOAD = os.path.join(BUILD, "tests", "storeload")
@@ -205,6 +205,40 @@ def test_backup_during_deliveries_starts_as_a_new_suite(suite, tmp_path):
     # and the original is unharmed
     proc = ctl(suite, "store", "verify")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_backup_keeps_queued_mail(tmp_path):
+    """Mail waiting in the outbound queue is part of the backup: the copy, started
+    as a suite of its own, still has it queued with its body."""
+    closed = free_port()      # nothing listens there
+    domains = {
+        "example.test": f'mailbox admin {{ password = "{SECRET_HASH}" }}\n',
+        "down.test": f'type = remote\nrelay_host = "[127.0.0.1]:{closed}"\n',
+    }
+    orig = WarrenInstance(listeners=SMTP_ONLY, log_level="info", domains=domains)
+    copy = WarrenInstance(listeners=SMTP_ONLY, log_level="info", domains=domains)
+    try:
+        orig.start()
+        body = b"Subject: waiting\r\n\r\nstill here after the backup\r\n"
+        inject = subprocess.run([os.path.join(BUILD, "tests", "queueinject"), state_of(orig),
+                                 "admin@example.test", "someone@down.test"], input=body,
+                                capture_output=True, timeout=30, preexec_fn=as_store_user(orig))
+        assert inject.returncode == 0, inject.stderr
+        qid = inject.stdout.decode().strip()
+        # the relay host refuses connections: the message stays queued (deferred)
+        orig.wait_log(f"{qid}: to=<someone@down.test>")
+        proc = ctl(orig, "store", "backup", state_of(copy))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        copy.start()
+        shown = ctl(copy, "queue", "show", qid)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "someone@down.test" in shown.stdout
+        assert "Subject: waiting" in shown.stdout      # show prints the headers
+        with open(os.path.join(state_of(copy), "queue", qid), "rb") as f:
+            assert b"still here after the backup" in f.read()
+    finally:
+        copy.cleanup()
+        orig.cleanup()
 
 
 def test_backup_refuses_the_store_itself(suite):
