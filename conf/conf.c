@@ -67,6 +67,8 @@ static int duplicate_first(struct conf_load_ctx *ctx, cfg_t *cfg, const char *ms
 	return 0;
 }
 
+/* libConfuse's own messages: fmt is its printf format */
+__attribute__((format(printf, 2, 0)))
 static void confuse_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 {
 	struct conf_load_ctx *ctx = current_load;

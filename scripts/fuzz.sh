@@ -62,4 +62,4 @@ if [ $failed -ne 0 ]; then
   echo "fuzz: some targets failed"
   exit 1
 fi
-echo "fuzz: ${#targets[@]} targets passed, 0 failed"
+echo "fuzz: ${#targets[@]} passed, 0 failed"
