@@ -10,6 +10,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -544,6 +545,56 @@ static void test_reopen_keeps_everything(void **state)
 	verify_clean();
 }
 
+static int count_log_files(void)
+{
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/store", dir);
+	DIR *d = opendir(path);
+	int n = 0;
+	struct dirent *e;
+	while (d != NULL && (e = readdir(d)) != NULL)
+		n += strncmp(e->d_name, "log.", 4) == 0;
+	if (d != NULL)
+		closedir(d);
+	return n;
+}
+
+/* The disk does not grow without bound: with small log files (DB_CONFIG), many
+ * deliveries fill several, and checkpoints remove those no longer needed. */
+static void test_checkpoints_remove_old_logs(void **state)
+{
+	/* a new store, so that its first log file is small too */
+	store_close(&st);
+	char path[2 * PATH_MAX + 64];
+	snprintf(path, sizeof(path), "rm -rf '%s'/* && mkdir '%s/store'", dir, dir);
+	assert_int_equal(system(path), 0);
+	snprintf(path, sizeof(path), "%s/store/DB_CONFIG", dir);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("set_lg_bsize 65536\nset_lg_max 262144\n", fp);
+	fclose(fp);
+	assert_int_equal(open_store(STORE_OPEN_RECOVER), STORE_OK);
+	char msg[4096];
+	int most = 0;
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 150; i++) {
+			snprintf(msg, sizeof(msg), "Subject: log %d.%d\r\n\r\n%0*d\r\n", round, i,
+				 2000, i);
+			struct store_body b = body(msg);
+			struct store_recipient r = { .user = "logs@example.test", .mailbox = "INBOX" };
+			assert_int_equal(store_deliver(st, &b, "", 1, &r, 1), STORE_OK);
+		}
+		int before = count_log_files();
+		if (before > most)
+			most = before;
+		assert_int_equal(store_checkpoint(st), STORE_OK);
+		assert_int_equal(store_checkpoint(st), STORE_OK);
+		assert_true(count_log_files() <= 2);
+	}
+	assert_true(most > 2);     /* the deliveries did fill several log files */
+	verify_clean();
+}
+
 static void test_backup(void **state)
 {
 	const char *u = "lee@example.test";
@@ -879,6 +930,7 @@ int main(void)
 		T(test_same_body_delivered_and_removed_concurrently),
 		T(test_verify_sweeps_stale_tmp_files),
 		T(test_checkpoint_waits_for_a_backup),
+		T(test_checkpoints_remove_old_logs),
 		T(test_rename_announces_every_child),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
