@@ -204,6 +204,64 @@ static int b64_value(char c)
 	return -1;
 }
 
+/* Lenient base64: characters outside the alphabet are skipped, decoding stops at
+ * the first "=", missing padding is fine. */
+static int decode_base64(const char *t, size_t n, struct buf *out)
+{
+	uint32_t acc = 0;
+	unsigned int bits = 0;
+	for (size_t i = 0; i < n && t[i] != '='; i++) {
+		int v = b64_value(t[i]);
+		if (v < 0)
+			continue;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			char c = (char)((acc >> bits) & 0xFF);
+			if (buf_append(out, &c, 1) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Body quoted-printable (RFC 2045 6.7): "=XX", soft line breaks "=CRLF" / "=LF". */
+static int decode_qp(const char *d, size_t len, struct buf *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		int hi, lo;
+		char c = d[i];
+		if (c == '=' && i + 2 < len && (hi = hex_value(d[i + 1])) >= 0 &&
+		    (lo = hex_value(d[i + 2])) >= 0) {
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (c == '=' && i + 1 < len && d[i + 1] == '\n') {
+			i += 1;
+			continue;
+		} else if (c == '=' && i + 2 < len && d[i + 1] == '\r' && d[i + 2] == '\n') {
+			i += 2;
+			continue;
+		}
+		if (buf_append(out, &c, 1) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int mime_decode_transfer(const char *encoding, const void *data, size_t len, struct buf *out)
+{
+	const char *d = data;
+	if (encoding != NULL && strcasecmp(encoding, "base64") == 0)
+		return decode_base64(d, len, out);
+	if (encoding != NULL && strcasecmp(encoding, "quoted-printable") == 0)
+		return decode_qp(d, len, out);
+	if (buf_append(out, d, len) < 0)
+		return -1;
+	return encoding == NULL || strcasecmp(encoding, "7bit") == 0 ||
+		strcasecmp(encoding, "8bit") == 0 || strcasecmp(encoding, "binary") == 0 ? 0 : -1;
+}
+
 /* Decodes the text of an encoded word into bytes (leniently: junk characters in B are
  * skipped, a missing padding is accepted, a bad "=XX" in Q stays as it is). */
 static int decode_ew_text(const struct encoded_word *ew, struct buf *out)
@@ -226,22 +284,7 @@ static int decode_ew_text(const struct encoded_word *ew, struct buf *out)
 		}
 		return 0;
 	}
-	uint32_t acc = 0;
-	unsigned int bits = 0;
-	for (size_t i = 0; i < n && t[i] != '='; i++) {
-		int v = b64_value(t[i]);
-		if (v < 0)
-			continue;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			char c = (char)((acc >> bits) & 0xFF);
-			if (buf_append(out, &c, 1) < 0)
-				return -1;
-		}
-	}
-	return 0;
+	return decode_base64(t, n, out);
 }
 
 /* Decoded bytes of adjacent encoded words in one charset wait here, so that a character

@@ -249,6 +249,11 @@ int mime_header_unfold(const char *value, size_t len, struct buf *out);
  * unknown charset left as they are; raw 8-bit text kept when it is UTF-8, else read as
  * windows-1252. The result is always valid UTF-8. -1 when out is full. */
 int mime_header_decode(const char *value, size_t len, struct buf *out);
+/* Undoes a part's Content-Transfer-Encoding ("base64", "quoted-printable"; NULL,
+ * 7bit, 8bit and binary are copied) leniently, as readers do: junk characters in
+ * base64 are skipped, a bad "=XX" stays as it is. Returns -1 (data copied as it
+ * is) for an encoding it does not know or when out is full. */
+int mime_decode_transfer(const char *encoding, const void *data, size_t len, struct buf *out);
 /* The same, into a NUL-terminated string from pool. */
 const char *mime_header_decode_str(struct pool *pool, const char *value, size_t len);
 

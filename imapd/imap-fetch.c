@@ -284,71 +284,6 @@ static int add_item(struct fetch_job *fj, const char *item)
 
 /* ---- producing the data ---- */
 
-static int b64v(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-int imap_decode_cte(const char *enc, const char *d, size_t len, struct buf *out)
-{
-	if (enc != NULL && strcmp(enc, "base64") == 0) {
-		uint32_t bits = 0;
-		int n = 0;
-		for (size_t i = 0; i < len; i++) {
-			int v = b64v((unsigned char)d[i]);
-			if (d[i] == '=')
-				break;
-			if (v < 0)
-				continue;
-			bits = (bits << 6) | (uint32_t)v;
-			n += 6;
-			if (n >= 8) {
-				n -= 8;
-				char c = (char)((bits >> n) & 0xff);
-				buf_append(out, &c, 1);
-			}
-		}
-		return 0;
-	}
-	if (enc != NULL && strcmp(enc, "quoted-printable") == 0) {
-		for (size_t i = 0; i < len; i++) {
-			if (d[i] != '=') {
-				buf_append(out, &d[i], 1);
-				continue;
-			}
-			if (i + 2 < len && isxdigit((unsigned char)d[i + 1]) &&
-			    isxdigit((unsigned char)d[i + 2])) {
-				char hex[3] = { d[i + 1], d[i + 2], 0 };
-				char c = (char)strtol(hex, NULL, 16);
-				buf_append(out, &c, 1);
-				i += 2;
-			} else if (i + 1 < len && d[i + 1] == '\n') {
-				i += 1;
-			} else if (i + 2 < len && d[i + 1] == '\r' && d[i + 2] == '\n') {
-				i += 2;
-			} else {
-				buf_append(out, &d[i], 1);
-			}
-		}
-		return 0;
-	}
-	buf_append(out, d, len);
-	return enc == NULL || strcmp(enc, "7bit") == 0 || strcmp(enc, "8bit") == 0 ||
-		strcmp(enc, "binary") == 0 ? 0 : -1;
-}
-
-
-
 struct mime_part *imap_message_mime(struct store *store, struct pool *pool,
 				    const struct store_message *m)
 {
@@ -455,7 +390,7 @@ static int append_section(struct fetch_job *fj, const struct store_message *m,
 	if (sec->binary && sec->part[0] != '\0') {
 		const struct mime_part *part = root != NULL ? mime_part_find(root, sec->part) : NULL;
 		struct buf dec = BUF_INIT((size_t)buf_len(&data) + 16);
-		if (part != NULL && imap_decode_cte(part->encoding, buf_data(&data), buf_len(&data),
+		if (part != NULL && mime_decode_transfer(part->encoding, buf_data(&data), buf_len(&data),
 						    &dec) < 0) {
 			buf_free(&dec);
 			buf_free(&data);

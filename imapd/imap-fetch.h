@@ -22,9 +22,4 @@ struct mime_part *imap_message_mime(struct store *store, struct pool *pool,
 int imap_message_read(struct store *store, const struct store_message *m, uint64_t offset,
 		      uint64_t len, struct buf *out);
 
-/* Appends data decoded from its Content-Transfer-Encoding (base64 and
- * quoted-printable leniently: junk is skipped). -1 when the encoding is unknown
- * (the data is appended as it is). */
-int imap_decode_cte(const char *encoding, const char *data, size_t len, struct buf *out);
-
 #endif

@@ -490,7 +490,7 @@ static const struct buf *msg_body(struct search_msg *sm)
 		buf_clear(&utf8);
 		if (imap_message_read(store, sm->m, p->body_offset, p->body_size, &raw) != 0)
 			continue;
-		imap_decode_cte(p->encoding, buf_data(&raw), buf_len(&raw), &dec);
+		mime_decode_transfer(p->encoding, buf_data(&raw), buf_len(&raw), &dec);
 		const char *error;
 		const char *cs = mime_part_param(p, "charset");
 		if (mime_charset_to_utf8(cs, buf_data(&dec), buf_len(&dec), &utf8, &error) < 0)

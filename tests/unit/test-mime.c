@@ -317,6 +317,33 @@ static void check_tree(const char *msg, size_t len, const struct mime_part *root
 
 /* ---- the corpus, structure by structure ---- */
 
+/* Content-Transfer-Encoding, as IMAP BINARY and SEARCH read a part. */
+static void test_decode_transfer(void **state)
+{
+	struct buf out;
+	buf_init(&out, 4096);
+	/* base64 across lines, junk skipped, stops at padding */
+	const char b64[] = "aGVs\r\nbG8g*d29y\r\nbGQ=\r\nignored";
+	assert_int_equal(mime_decode_transfer("base64", b64, strlen(b64), &out), 0);
+	assert_int_equal(buf_len(&out), 11);
+	assert_memory_equal(buf_data(&out), "hello world", 11);
+	buf_clear(&out);
+	/* quoted-printable: =XX, soft line breaks (CRLF and LF), a bad escape kept */
+	const char qp[] = "caf=C3=A9 =\r\nau =\nlait =ZZ=4";
+	assert_int_equal(mime_decode_transfer("Quoted-Printable", qp, strlen(qp), &out), 0);
+	const char want[] = "caf\xc3\xa9 au lait =ZZ=4";
+	assert_int_equal(buf_len(&out), strlen(want));
+	assert_memory_equal(buf_data(&out), want, strlen(want));
+	buf_clear(&out);
+	/* identity encodings are copied; an unknown one is copied and reported */
+	assert_int_equal(mime_decode_transfer("8bit", "x=41", 4, &out), 0);
+	assert_int_equal(mime_decode_transfer(NULL, "y", 1, &out), 0);
+	assert_int_equal(mime_decode_transfer("x-uuencode", "z", 1, &out), -1);
+	assert_int_equal(buf_len(&out), 6);
+	assert_memory_equal(buf_data(&out), "x=41yz", 6);
+	buf_free(&out);
+}
+
 static void test_plain(void **state)
 {
 	const struct corpus_file *cf = corpus_get("plain.eml");
@@ -1692,6 +1719,7 @@ int main(void)
 		cmocka_unit_test(test_corpus_round_trip),
 		cmocka_unit_test(test_corrupt_serialized),
 		cmocka_unit_test(test_deserialize_bad),
+		cmocka_unit_test(test_decode_transfer),
 	};
 	return cmocka_run_group_tests(tests, corpus_load, corpus_free);
 }
