@@ -11,15 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void ctl_json_str(FILE *out, const char *s)
+void ctl_json_strn(FILE *out, const char *s, size_t len)
 {
-	if (s == NULL) {
-		fputs("null", out);
-		return;
-	}
 	fputc('"', out);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
 		if (c == '"' || c == '\\')
 			fprintf(out, "\\%c", c);
 		else if (c < 0x20)
@@ -28,6 +24,14 @@ void ctl_json_str(FILE *out, const char *s)
 			fputc(c, out);
 	}
 	fputc('"', out);
+}
+
+void ctl_json_str(FILE *out, const char *s)
+{
+	if (s == NULL)
+		fputs("null", out);
+	else
+		ctl_json_strn(out, s, strlen(s));
 }
 
 const char *ctl_human_size(uint64_t bytes, const char *zero_text, char *buf, size_t size)
@@ -50,8 +54,7 @@ const char *ctl_human_size(uint64_t bytes, const char *zero_text, char *buf, siz
 	return buf;
 }
 
-/* Started as root: work as the store's owner, so no file of it becomes root's. */
-static int become_user(const struct warren_config *conf, const char *cmd)
+int ctl_become_store_user(const struct warren_config *conf, const char *cmd)
 {
 	if (geteuid() != 0)
 		return 0;
@@ -77,7 +80,7 @@ int ctl_store_open(const struct warren_config *conf, const char *cmd, struct sto
 	snprintf(path, sizeof(path), "%s/store", conf->state_dir);
 	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
 		return 0;
-	if (become_user(conf, cmd) < 0)
+	if (ctl_become_store_user(conf, cmd) < 0)
 		return -1;
 	struct store_settings settings = { .dir = conf->state_dir };
 	const char *err = "";

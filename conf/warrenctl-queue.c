@@ -8,6 +8,7 @@
  */
 #include "conf/conf.h"
 #include "conf/warrenctl.h"
+#include "conf/warrenctl-admin.h"
 #include "storage/queue.h"
 
 #include <errno.h>
@@ -28,44 +29,11 @@
 
 static int attach(const struct warren_config *conf, struct store **store_r)
 {
-	char path[4096];
-	struct stat st;
-	snprintf(path, sizeof(path), "%s/store", conf->state_dir);
-	if (stat(path, &st) < 0) {
+	int ret = ctl_store_open(conf, "queue", store_r);
+	if (ret == 0)
 		fprintf(stderr, "warrenctl queue: no store in %s (has warren run?)\n",
 			conf->state_dir);
-		return -1;
-	}
-	if (geteuid() == 0 && st.st_uid != 0 &&
-	    (setgroups(0, NULL) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0)) {
-		fprintf(stderr, "warrenctl queue: cannot switch to the store's owner: %s\n",
-			strerror(errno));
-		return -1;
-	}
-	struct store_settings settings = { .dir = conf->state_dir };
-	const char *err = "";
-	int ret = store_open(&settings, store_r, &err);
-	if (ret != STORE_OK) {
-		fprintf(stderr, "warrenctl queue: cannot open the store in %s: %s\n",
-			conf->state_dir, err);
-		return -1;
-	}
-	return 0;
-}
-
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
+	return ret == 1 ? 0 : -1;
 }
 
 static void fmt_time(int64_t t, char *out, size_t size)
@@ -86,9 +54,9 @@ static void list_json(const struct queue_msg *msgs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const struct queue_msg *m = &msgs[i];
 		printf("%s{\"id\":", i ? "," : "");
-		json_str(m->id);
+		ctl_json_str(stdout, m->id);
 		printf(",\"from\":");
-		json_str(m->from);
+		ctl_json_str(stdout, m->from);
 		printf(",\"size\":%llu,\"arrival\":%lld,\"hold\":%s,\"bounce\":%s,\"recipients\":[",
 		       (unsigned long long)m->size, (long long)m->created,
 		       (m->flags & QUEUE_F_HOLD) ? "true" : "false",
@@ -96,13 +64,13 @@ static void list_json(const struct queue_msg *msgs, size_t n)
 		for (size_t k = 0; k < m->n_rcpts; k++) {
 			const struct queue_rcpt *r = &m->rcpts[k];
 			printf("%s{\"address\":", k ? "," : "");
-			json_str(r->addr);
+			ctl_json_str(stdout, r->addr);
 			printf(",\"state\":\"%s\",\"attempts\":%u,\"next_attempt\":%lld,\"status\":",
 			       queue_rcpt_state_name(r->state), r->attempts,
 			       (long long)r->next_attempt);
-			json_str(r->status);
+			ctl_json_str(stdout, r->status);
 			printf(",\"reply\":");
-			json_str(r->reply);
+			ctl_json_str(stdout, r->reply);
 			printf("}");
 		}
 		printf("]}");

@@ -10,6 +10,7 @@
  */
 #include "conf/conf.h"
 #include "conf/warrenctl.h"
+#include "conf/warrenctl-admin.h"
 #include "storage/store.h"
 
 #include <errno.h>
@@ -151,20 +152,12 @@ static int run_attempts(int (*fn)(void *arg), void *arg)
 	}
 }
 
-/* Started as root: become the store's owner (the config's user). */
+/* Started as root: become the store's owner (the config's user); a backup's
+ * folder is made first and given to that user, who will run warren on it. */
 static int become_store_user(const struct warren_config *conf, const char *create_dir)
 {
-	if (geteuid() != 0)
-		return 0;
-	struct passwd *pw = getpwnam(conf->user);
-	if (pw == NULL) {
-		fprintf(stderr, "warrenctl store: user \"%s\" does not exist\n", conf->user);
-		return -1;
-	}
-	if (pw->pw_uid == 0)
-		return 0;
-	if (create_dir != NULL) {
-		/* the backup folder belongs to the user who will run warren on it */
+	struct passwd *pw = geteuid() == 0 ? getpwnam(conf->user) : NULL;
+	if (create_dir != NULL && pw != NULL && pw->pw_uid != 0) {
 		if (mkdir(create_dir, 0750) < 0 && errno != EEXIST) {
 			fprintf(stderr, "warrenctl store: cannot create %s: %s\n", create_dir,
 				strerror(errno));
@@ -176,27 +169,7 @@ static int become_store_user(const struct warren_config *conf, const char *creat
 			return -1;
 		}
 	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		fprintf(stderr, "warrenctl store: cannot switch to user %s: %s\n", conf->user,
-			strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static void json_string(FILE *out, const char *s, size_t len)
-{
-	fputc('"', out);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
+	return ctl_become_store_user(conf, "store");
 }
 
 /* Prints verify's report (lines in text) and the summary; returns the exit status. */
@@ -205,7 +178,7 @@ static int report_verify(struct ctl_options *opts, const char *what, const char 
 {
 	if (opts->json) {
 		printf("{\"state_dir\":");
-		json_string(stdout, state_dir, strlen(state_dir));
+		ctl_json_strn(stdout, state_dir, strlen(state_dir));
 		printf(",\"%s\":%s,\"faults\":%d,\"lines\":[", what,
 		       faults == 0 ? "true" : "false", faults < 0 ? 1 : faults);
 		const char *p = text, *end = text + len;
@@ -215,7 +188,7 @@ static int report_verify(struct ctl_options *opts, const char *what, const char 
 			size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
 			if (!first)
 				putchar(',');
-			json_string(stdout, p, n);
+			ctl_json_strn(stdout, p, n);
 			first = false;
 			p += n + 1;
 		}
