@@ -12,6 +12,7 @@
  */
 #include "httpd/httpd.h"
 #include "common/log.h"
+#include "common/privs.h"
 #include "common/pool.h"
 
 #include <errno.h>
@@ -140,29 +141,6 @@ static int open_sockets(const struct warren_config *conf, int *fds, const char *
 	return (int)n;
 }
 
-/* ---- privileges ---- */
-
-static int drop_privileges(const struct warren_config *conf)
-{
-	if (geteuid() != 0)
-		return 0;
-	struct passwd *pw = getpwnam(conf->user);
-	if (pw == NULL) {
-		log_error("user \"%s\" does not exist: create it (useradd --system %s) "
-			  "or set \"user\" in %s", conf->user, conf->user, conf->path);
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_error("cannot switch to user %s: %s", conf->user, strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		log_error("could switch back to root after dropping privileges; stopping");
-		return -1;
-	}
-	return 0;
-}
-
 /* ---- libmicrohttpd ---- */
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -271,7 +249,7 @@ int main(int argc, char **argv)
 	int n = open_sockets(h.conf, fds, names, max);
 	if (n < 0)
 		return 1;
-	if (drop_privileges(h.conf) < 0)
+	if (privs_drop(h.conf->user, h.conf->path) < 0)
 		return 1;
 	if (under_master())
 		prctl(PR_SET_PDEATHSIG, SIGTERM);

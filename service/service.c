@@ -1,6 +1,7 @@
 /* service.c — start-up, listeners, reload and shutdown shared by the daemons. */
 #include "service/service.h"
 #include "common/log.h"
+#include "common/privs.h"
 #include "common/net.h"
 #include "common/pool.h"
 
@@ -214,30 +215,6 @@ static int open_listeners(struct service *svc)
 	return 0;
 }
 
-/* ---- privileges ---- */
-
-static int drop_privileges(const struct warren_config *conf)
-{
-	if (geteuid() != 0)
-		return 0;
-	struct passwd *pw = getpwnam(conf->user);
-	if (pw == NULL) {
-		log_error("user \"%s\" does not exist: create it (useradd --system %s) "
-			  "or set \"user\" in %s", conf->user, conf->user, conf->path);
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_error("cannot switch to user %s: %s", conf->user, strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		log_error("could switch back to root after dropping privileges; stopping");
-		return -1;
-	}
-	log_debug("running as user %s (uid %u)", conf->user, (unsigned)pw->pw_uid);
-	return 0;
-}
-
 /* Under the master, the copy of the configuration the master accepted last
  * (SERVICE_CONF_ROOT_ENV); alone, the file itself. */
 static int load_config(struct service *svc, struct warren_config **conf_r, char **errors_r)
@@ -366,7 +343,7 @@ int service_main(int argc, char **argv, const struct service_def *def)
 	svc->loop = uv_default_loop();
 	if (open_listeners(svc) < 0)
 		return 1;
-	if (drop_privileges(svc->conf) < 0)
+	if (privs_drop(svc->conf->user, svc->conf->path) < 0)
 		return 1;
 	/* under the master: do not outlive it (it would not be there to recover) */
 	if (getenv(SERVICE_LISTEN_FDS_ENV) != NULL)
