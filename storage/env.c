@@ -183,30 +183,44 @@ static int dbs_open(struct store *s, const char **error_r)
 #define REGISTRY_SLOT 25
 #define REGISTRY_EMPTY "X                      0\n"
 
-/* True when no other live process is in the registry (so removing the regions
- * hurts nobody) and region files exist. */
-static bool regions_wedged(const char *env_dir)
+/* Calls fn for every slot of env_dir's registry that holds a pid (open with
+ * flags; fd and offset let fn rewrite the slot). Nothing when there is none. */
+static void registry_each(const char *env_dir, int flags,
+			  void (*fn)(int fd, off_t off, unsigned long pid, void *ctx), void *ctx)
 {
 	char path[PATH_MAX];
 	if (snprintf(path, sizeof(path), "%s/__db.register", env_dir) >= (int)sizeof(path))
-		return false;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+		return;
+	int fd = open(path, flags | O_CLOEXEC);
 	if (fd < 0)
-		return false;
+		return;
 	char slot[REGISTRY_SLOT + 1];
-	bool others = false;
 	for (off_t off = 0; pread(fd, slot, REGISTRY_SLOT, off) == REGISTRY_SLOT;
 	     off += REGISTRY_SLOT) {
 		slot[REGISTRY_SLOT] = '\0';
 		char *end;
 		unsigned long pid = strtoul(slot, &end, 10);
-		if (end != slot && *end == '\n' && pid != 0 && pid != (unsigned long)getpid() &&
-		    (kill((pid_t)pid, 0) == 0 || errno == EPERM))
-			others = true;
+		if (end != slot && *end == '\n' && pid != 0)
+			fn(fd, off, pid, ctx);
 	}
 	close(fd);
+}
+
+static void note_other_alive(int fd, off_t off, unsigned long pid, void *ctx)
+{
+	if (pid != (unsigned long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+		*(bool *)ctx = true;
+}
+
+/* True when no other live process is in the registry (so removing the regions
+ * hurts nobody) and region files exist. */
+static bool regions_wedged(const char *env_dir)
+{
+	bool others = false;
+	registry_each(env_dir, O_RDONLY, note_other_alive, &others);
 	if (others)
 		return false;
+	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/__db.001", env_dir);
 	return access(path, F_OK) == 0;
 }
@@ -288,25 +302,17 @@ void store_close(struct store **storep)
 }
 
 
+static void clear_own_slot(int fd, off_t off, unsigned long pid, void *ctx)
+{
+	if (pid == (unsigned long)getpid() &&
+	    pwrite(fd, REGISTRY_EMPTY, REGISTRY_SLOT, off) != REGISTRY_SLOT)
+		log_error("store: cannot clear this process's slot in %s/__db.register",
+			  (const char *)ctx);
+}
+
 static void registry_forget_self(const char *env_dir)
 {
-	char path[PATH_MAX];
-	if (snprintf(path, sizeof(path), "%s/__db.register", env_dir) >= (int)sizeof(path))
-		return;
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	char slot[REGISTRY_SLOT + 1];
-	for (off_t off = 0; pread(fd, slot, REGISTRY_SLOT, off) == REGISTRY_SLOT;
-	     off += REGISTRY_SLOT) {
-		slot[REGISTRY_SLOT] = '\0';
-		char *end;
-		unsigned long pid = strtoul(slot, &end, 10);
-		if (end != slot && *end == '\n' && pid == (unsigned long)getpid() &&
-		    pwrite(fd, REGISTRY_EMPTY, REGISTRY_SLOT, off) != REGISTRY_SLOT)
-			log_error("store: cannot clear this process's slot in %s", path);
-	}
-	close(fd);
+	registry_each(env_dir, O_RDWR, clear_own_slot, (void *)env_dir);
 }
 
 void store_abandon(struct store **storep)
