@@ -27,6 +27,7 @@ static const struct {
 	[DB_MIME] = { "mime.db", 65536 },
 	[DB_SUBS] = { "subscriptions.db", 16384 },
 	[DB_OUTQUEUE] = { "queue.db", 16384 },
+	[DB_KV] = { "policy.db", 4096 },
 };
 
 const char *store_strerror(int err)
@@ -348,6 +349,12 @@ static void backoff(int attempt)
 int store_txn(struct store *store, int (*fn)(struct store *s, DB_TXN *txn, void *arg),
 	      void *arg)
 {
+	return store_txn_flags(store, fn, arg, 0);
+}
+
+int store_txn_flags(struct store *store, int (*fn)(struct store *s, DB_TXN *txn, void *arg),
+		    void *arg, unsigned commit_flags)
+{
 	for (int attempt = 0; attempt < STORE_TXN_RETRIES; attempt++) {
 		DB_TXN *txn;
 		int ret = store->env->txn_begin(store->env, NULL, &txn, 0);
@@ -355,7 +362,7 @@ int store_txn(struct store *store, int (*fn)(struct store *s, DB_TXN *txn, void 
 			return store_db_error(store, ret, "txn_begin");
 		ret = fn(store, txn, arg);
 		if (ret == 0) {
-			ret = txn->commit(txn, 0);
+			ret = txn->commit(txn, commit_flags);
 			if (ret == 0)
 				return STORE_OK;
 			return store_db_error(store, ret, "commit");

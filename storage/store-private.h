@@ -34,6 +34,7 @@ enum store_db {
 	DB_MIME,        /* blob id → serialized MIME structure */
 	DB_SUBS,        /* user \0 mailbox name → (empty) */
 	DB_OUTQUEUE,       /* queue id → outbound message record (queue.c) */
+	DB_KV,          /* space \0 key → counter record (kv.c): greylisting, rates, bans */
 	DB_COUNT,
 };
 
@@ -71,6 +72,10 @@ int store_txn(struct store *store, int (*fn)(struct store *s, DB_TXN *txn, void 
 	      void *arg);
 /* A read-only snapshot transaction (MVCC): never blocks writers. */
 int store_read_txn(struct store *store, DB_TXN **txn_r);
+/* store_txn with the commit's flags (DB_TXN_WRITE_NOSYNC for records whose loss in a
+ * crash costs nothing, such as counters). */
+int store_txn_flags(struct store *store, int (*fn)(struct store *s, DB_TXN *txn, void *arg),
+		    void *arg, unsigned commit_flags);
 /* Maps a Berkeley DB error to STORE_E*; logs unexpected ones. */
 int store_db_error(struct store *store, int ret, const char *what);
 
