@@ -20,6 +20,7 @@ PACKAGES=(
   isync                # mbsync: IMAP two-way sync tests
   # outbound tests (#6): Postfix's smtp-sink as a foreign MTA, DKIM verification
   postfix python3-dkim python3-nacl
+  pflogsumm            # #10: pflogsumm reads Warren's log (test_pflogsumm.py)
 )
 
 missing=()
