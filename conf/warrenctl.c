@@ -72,6 +72,25 @@ static const struct ctl_command commands[] = {
 	  "Keep a message in the queue without delivering it." },
 	{ "queue", ctl_cmd_queue, "queue release ID",
 	  "Deliver a held message again." },
+	{ "import", ctl_cmd_import, "import USER --maildir DIR [--folder NAME]",
+	  "Copy a maildir (Maildir++ subfolders, flags from :2,FLAGS and dovecot-keywords, "
+	  "dates from the files' times) into the user's folders." },
+	{ "import", ctl_cmd_import, "import USER --mbox FILE|DIR [--folder NAME]",
+	  "Copy an mbox file (or every DIR/**/NAME.mbox as folder NAME), flags from "
+	  "Status/X-Status/X-Keywords, dates from the From lines." },
+	{ "export", ctl_cmd_export, "export USER DIR --maildir|--mbox",
+	  "Write every folder of the user into the new or empty DIR as a Maildir++ "
+	  "or as one NAME.mbox per folder, flags and dates kept." },
+	{ "track", ctl_cmd_track, "track [--log FILE] QUEUEID|MESSAGE-ID|ADDRESS",
+	  "Follow messages through the log (default /var/log/mail.log): received from, "
+	  "queued as, delivered, deferred or bounced, with times." },
+	{ "ban", ctl_cmd_ban, "ban list",
+	  "Client addresses and mailboxes blocked after failed logins (security { })." },
+	{ "ban", ctl_cmd_ban, "ban add IP|ADDRESS [DURATION]",
+	  "Block logins from IP (or to the mailbox ADDRESS) for DURATION (default "
+	  "security.block_time)." },
+	{ "ban", ctl_cmd_ban, "ban remove IP|ADDRESS",
+	  "Lift a block (and forget the failures counted so far)." },
 	{ "dkim", ctl_cmd_dkim, "dkim keygen DOMAIN SELECTOR [rsa|ed25519] [FILE]",
 	  "Write a DKIM key (RSA 2048 or Ed25519; FILE or state_dir/dkim/DOMAIN.SELECTOR.key) "
 	  "and print the config lines and the DNS TXT record." },
@@ -84,7 +103,8 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-24s %s\n", commands[i].usage, commands[i].help);
 	fprintf(out, "\nOptions: -c, --config FILE; --json (machine-readable output); "
-		     "--repair (store verify).\n");
+		     "--repair (store verify);\n  --maildir, --mbox, --folder NAME (import, "
+		     "export); --log FILE (track).\n");
 	fprintf(out, "\nThe configuration is -c FILE, else $WARREN_CONF, else %s.\n"
 		     "Exit status: 0 success, 1 failure, 2 usage error.\n", DEFAULT_CONFIG);
 }
@@ -225,6 +245,10 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "repair", no_argument, NULL, 'r' },
+		{ "maildir", no_argument, NULL, 'M' },
+		{ "mbox", no_argument, NULL, 'B' },
+		{ "folder", required_argument, NULL, 'F' },
+		{ "log", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -253,6 +277,10 @@ int main(int argc, char **argv)
 		case 'c': opts.config = optarg; break;
 		case 'j': opts.json = 1; break;
 		case 'r': opts.repair = 1; break;
+		case 'M': opts.format = CTL_FORMAT_MAILDIR; break;
+		case 'B': opts.format = CTL_FORMAT_MBOX; break;
+		case 'F': opts.folder = optarg; break;
+		case 'L': opts.log_file = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

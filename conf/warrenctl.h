@@ -4,10 +4,19 @@
 
 struct warren_config;
 
+enum ctl_format {
+	CTL_FORMAT_NONE,
+	CTL_FORMAT_MAILDIR,     /* import/export --maildir */
+	CTL_FORMAT_MBOX,        /* import/export --mbox */
+};
+
 struct ctl_options {
 	const char *config;
 	int json;
 	int repair;     /* store verify --repair */
+	enum ctl_format format;
+	const char *folder;     /* import --folder NAME */
+	const char *log_file;   /* track --log FILE */
 };
 
 /* `warrenctl store verify|backup` (warrenctl-store.c). */
@@ -20,6 +29,14 @@ int ctl_cmd_dns(struct ctl_options *opts, int argc, char **argv);
 /* `warrenctl queue ...` and `dkim keygen` (warrenctl-queue.c). */
 int ctl_cmd_queue(struct ctl_options *opts, int argc, char **argv);
 int ctl_cmd_dkim(struct ctl_options *opts, int argc, char **argv);
+/* `warrenctl ban list|add|remove` (warrenctl-ban.c). */
+int ctl_cmd_ban(struct ctl_options *opts, int argc, char **argv);
+
+/* `warrenctl import|export` (warrenctl-import.c, warrenctl-export.c) and
+ * `track` (warrenctl-track.c). */
+int ctl_cmd_import(struct ctl_options *opts, int argc, char **argv);
+int ctl_cmd_export(struct ctl_options *opts, int argc, char **argv);
+int ctl_cmd_track(struct ctl_options *opts, int argc, char **argv);
 
 int ctl_load_config(struct ctl_options *opts, unsigned flags, struct warren_config **conf_r);
 
