@@ -3,6 +3,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/pool.h"
+#include "common/proxy.h"
 #include "common/tls.h"
 
 #include <arpa/inet.h>
@@ -38,6 +39,8 @@ struct net_listener {
 	struct net_listener_settings settings;
 	char *busy_reply;
 	char *name;
+	char *tls_min_protocol, *tls_ciphers, *tls_ciphersuites;
+	struct proxy_nets *proxy_nets;   /* parsed proxy_trusted */
 	net_accept_callback *cb;
 	void *ctx;
 	unsigned connections;
@@ -59,11 +62,14 @@ enum {
 	CONN_EOF = 0x200,         /* the peer closed its side */
 	CONN_IN_CALLBACK = 0x400, /* inside on_input */
 	CONN_SHUTDOWN = 0x800,    /* TLS close_notify sent */
+	CONN_PROXY = 0x1000,      /* waiting for the PROXY protocol header */
 };
 
 struct net_conn {
 	uv_tcp_t tcp;
-	uv_timer_t timer;
+	uv_timer_t timer;          /* idle, handshake, PROXY header, closing */
+	uv_timer_t input_timer;    /* unconsumed input waits too long */
+	uv_timer_t session_timer;  /* total session time */
 	int pending_closes;
 	unsigned flags;
 	struct net_listener *listener;
@@ -77,6 +83,7 @@ struct net_conn {
 	struct buf out;          /* plaintext output not yet flushed */
 	size_t queued;           /* bytes handed to libuv and not yet written */
 	unsigned idle_ms;
+	unsigned input_ms, session_ms;
 
 	SSL *ssl;
 	BIO *rbio, *wbio;        /* the network side of the TLS layer */
@@ -282,20 +289,35 @@ static void listener_unref(struct net_listener *l)
 	}
 	free(l->busy_reply);
 	free(l->name);
+	free(l->tls_min_protocol);
+	free(l->tls_ciphers);
+	free(l->tls_ciphersuites);
+	proxy_nets_free(&l->proxy_nets);
 	free(l);
 }
 
 static void timer_cb(uv_timer_t *timer);
+static void conn_accepted(struct net_conn *conn);
+static void proxy_start(struct net_conn *conn);
 static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_init_handles(uv_loop_t *loop, struct net_conn *conn)
+{
+	uv_tcp_init(loop, &conn->tcp);
+	uv_timer_init(loop, &conn->timer);
+	uv_timer_init(loop, &conn->input_timer);
+	uv_timer_init(loop, &conn->session_timer);
+	conn->tcp.data = conn;
+	conn->timer.data = conn;
+	conn->input_timer.data = conn;
+	conn->session_timer.data = conn;
+}
 
 static struct net_conn *conn_new(struct net_listener *l)
 {
 	struct net_conn *conn = x_calloc(1, sizeof(*conn));
-	uv_tcp_init(l->loop, &conn->tcp);
-	uv_timer_init(l->loop, &conn->timer);
-	conn->tcp.data = conn;
-	conn->timer.data = conn;
+	conn_init_handles(l->loop, conn);
 	conn->listener = l;
 	l->refs++;
 	conn->max_line = NET_DEFAULT_MAX_LINE;
@@ -313,6 +335,100 @@ static void refuse_busy(struct net_conn *conn, const char *why)
 	if (l->busy_reply != NULL)
 		net_conn_write_str(conn, l->busy_reply);
 	net_conn_close(conn);
+}
+
+/* The client is known (after the PROXY header, if any): per-address limit,
+ * then the protocol. */
+static void conn_accepted(struct net_conn *conn)
+{
+	struct net_listener *l = conn->listener;
+	if (l->settings.max_connections_per_ip != 0 &&
+	    ip_count(l, conn->peer_ip) > l->settings.max_connections_per_ip) {
+		refuse_busy(conn, "too many connections from this address");
+		return;
+	}
+	l->cb(conn, l->ctx);
+	if (conn->cb == NULL && !(conn->flags & CONN_CLOSING))
+		net_conn_abort(conn);
+}
+
+/* ---- PROXY protocol ------------------------------------------------------------ */
+
+static void proxy_refuse(struct net_conn *conn, const char *why)
+{
+	static const struct net_conn_callbacks none = { 0 };
+	log_warn("%s: refusing connection from [%s]: %s", conn->listener->name, conn->peer_ip,
+		 why);
+	conn->flags &= ~CONN_PROXY;
+	net_conn_set_handler(conn, &none, NULL);
+	net_conn_abort(conn);
+}
+
+static void proxy_start(struct net_conn *conn)
+{
+	struct net_listener *l = conn->listener;
+	if (!proxy_nets_match(l->proxy_nets, &conn->peer)) {
+		proxy_refuse(conn, "PROXY protocol listener, address not in proxy_trusted");
+		return;
+	}
+	conn->flags |= CONN_PROXY;
+	unsigned ms = l->settings.proxy_timeout_ms != 0 ? l->settings.proxy_timeout_ms :
+		NET_PROXY_TIMEOUT_MS;
+	uv_timer_start(&conn->timer, timer_cb, ms, 0);
+}
+
+static void tls_read(struct net_conn *conn, const char *data, size_t len);
+
+/* Bytes while waiting for the header: 1 when the connection goes on (header
+ * done, what followed it handed on), 0 when more is needed, -1 when closed. */
+static int proxy_input(struct net_conn *conn, const char *data, size_t len)
+{
+	struct net_listener *l = conn->listener;
+	if (buf_append(&conn->in, data, len) < 0) {
+		proxy_refuse(conn, "PROXY protocol header too long");
+		return -1;
+	}
+	struct proxy_header hdr;
+	const char *error = NULL;
+	enum proxy_status st = proxy_parse(buf_data(&conn->in), buf_len(&conn->in), &hdr, &error);
+	if (st == PROXY_NEED_MORE)
+		return 0;
+	if (st == PROXY_MALFORMED) {
+		char why[160];
+		snprintf(why, sizeof(why), "bad PROXY protocol header: %s", error);
+		proxy_refuse(conn, why);
+		return -1;
+	}
+	conn->flags &= ~CONN_PROXY;
+	uv_timer_stop(&conn->timer);
+	char proxy_ip[INET6_ADDRSTRLEN];
+	snprintf(proxy_ip, sizeof(proxy_ip), "%s", conn->peer_ip);
+	if (!hdr.local) {
+		ip_add(l, conn->peer_ip, -1);
+		conn->peer = hdr.src;
+		conn->local = hdr.dst;
+		addr_to_text(&conn->peer, conn->peer_ip, sizeof(conn->peer_ip), &conn->peer_port);
+		addr_to_text(&conn->local, conn->local_ip, sizeof(conn->local_ip),
+			     &conn->local_port);
+		ip_add(l, conn->peer_ip, 1);
+	}
+	log_info("%s: connect from [%s]:%u via PROXY v%d from [%s]%s", l->name, conn->peer_ip,
+		 conn->peer_port, hdr.version, proxy_ip, hdr.local ? " (local)" : "");
+	/* what came after the header is the protocol's (or TLS's) first input */
+	size_t rest = buf_len(&conn->in) - hdr.len;
+	char *after = rest > 0 ? x_malloc(rest) : NULL;
+	if (rest > 0)
+		memcpy(after, buf_data(&conn->in) + hdr.len, rest);
+	buf_clear(&conn->in);
+	conn_accepted(conn);
+	if (rest > 0 && !(conn->flags & (CONN_CLOSED | CONN_CLOSING))) {
+		if (conn->ssl != NULL)
+			tls_read(conn, after, rest);
+		else
+			buf_append(&conn->in, after, rest);
+	}
+	free(after);
+	return (conn->flags & CONN_CLOSED) ? -1 : 1;
 }
 
 static void connection_cb(uv_stream_t *server, int status)
@@ -345,25 +461,45 @@ static void connection_cb(uv_stream_t *server, int status)
 		refuse_busy(conn, "too many connections");
 		return;
 	}
-	if (l->settings.max_connections_per_ip != 0 &&
-	    ip_count(l, conn->peer_ip) > l->settings.max_connections_per_ip) {
-		refuse_busy(conn, "too many connections from this address");
+	if (l->settings.proxy_protocol) {
+		proxy_start(conn);
 		return;
 	}
-	l->cb(conn, l->ctx);
-	if (conn->cb == NULL && !(conn->flags & CONN_CLOSING))
-		net_conn_abort(conn);
+	conn_accepted(conn);
+}
+
+static char *strdup_or_null(const char *s)
+{
+	return s != NULL ? x_strdup(s) : NULL;
 }
 
 static void listener_apply(struct net_listener *l, const struct net_listener_settings *s)
 {
 	free(l->busy_reply);
 	free(l->name);
+	free(l->tls_min_protocol);
+	free(l->tls_ciphers);
+	free(l->tls_ciphersuites);
+	proxy_nets_free(&l->proxy_nets);
 	l->settings = *s;
-	l->busy_reply = s->busy_reply != NULL ? x_strdup(s->busy_reply) : NULL;
+	l->busy_reply = strdup_or_null(s->busy_reply);
 	l->name = x_strdup(s->name != NULL ? s->name : "listener");
+	l->tls_min_protocol = strdup_or_null(s->tls_min_protocol);
+	l->tls_ciphers = strdup_or_null(s->tls_ciphers);
+	l->tls_ciphersuites = strdup_or_null(s->tls_ciphersuites);
+	if (s->proxy_protocol) {
+		const char *error = NULL;
+		l->proxy_nets = proxy_nets_new(s->proxy_trusted, s->n_proxy_trusted, &error);
+		if (l->proxy_nets == NULL)   /* the config check catches this first */
+			log_error("%s: proxy_trusted: %s; no peer is trusted", l->name, error);
+	}
 	l->settings.busy_reply = l->busy_reply;
 	l->settings.name = l->name;
+	l->settings.tls_min_protocol = l->tls_min_protocol;
+	l->settings.tls_ciphers = l->tls_ciphers;
+	l->settings.tls_ciphersuites = l->tls_ciphersuites;
+	l->settings.proxy_trusted = NULL;   /* not kept: l->proxy_nets is */
+	l->settings.n_proxy_trusted = 0;
 }
 
 static struct net_listener *listener_new(uv_loop_t *loop,
@@ -507,6 +643,57 @@ void net_conn_set_idle_timeout(struct net_conn *conn, unsigned ms)
 		uv_timer_start(&conn->timer, timer_cb, ms, 0);
 }
 
+static void deadline_cb(uv_timer_t *timer);
+
+void net_conn_set_input_timeout(struct net_conn *conn, unsigned ms)
+{
+	conn->input_ms = ms;
+	if (ms == 0 && !(conn->flags & CONN_CLOSED))
+		uv_timer_stop(&conn->input_timer);
+}
+
+void net_conn_set_session_timeout(struct net_conn *conn, unsigned ms)
+{
+	conn->session_ms = ms;
+	if (conn->flags & CONN_CLOSED)
+		return;
+	if (ms == 0)
+		uv_timer_stop(&conn->session_timer);
+	else
+		uv_timer_start(&conn->session_timer, deadline_cb, ms, 0);
+}
+
+/* After the protocol looked at its input: the input deadline runs while
+ * unconsumed input waits, restarting whenever the protocol consumed some. */
+static void input_deadline_update(struct net_conn *conn, bool progress)
+{
+	if (conn->input_ms == 0 || (conn->flags & CONN_CLOSED))
+		return;
+	size_t pending = buf_len(&conn->in) - conn->line_consume;
+	if (pending == 0 || (conn->flags & (CONN_PAUSED | CONN_DRAIN | CONN_CLOSING)))
+		uv_timer_stop(&conn->input_timer);
+	else if (progress || !uv_is_active((uv_handle_t *)&conn->input_timer))
+		uv_timer_start(&conn->input_timer, deadline_cb, conn->input_ms, 0);
+}
+
+static void deadline_cb(uv_timer_t *timer)
+{
+	struct net_conn *conn = timer->data;
+	if (conn->flags & (CONN_CLOSING | CONN_CLOSED))
+		return;
+	if (timer == &conn->session_timer)
+		log_info("%s: session time limit of %u ms reached for [%s]",
+			 conn->listener != NULL ? conn->listener->name : "connection",
+			 conn->session_ms, conn->peer_ip);
+	else
+		log_info("%s: command not complete within %u ms from [%s] (slow client)",
+			 conn->listener != NULL ? conn->listener->name : "connection",
+			 conn->input_ms, conn->peer_ip);
+	if (conn->cb != NULL && conn->cb->on_timeout != NULL)
+		conn->cb->on_timeout(conn, conn->ctx);
+	net_conn_close(conn);
+}
+
 void net_conn_set_max_line(struct net_conn *conn, size_t max)
 {
 	conn->max_line = max;
@@ -556,9 +743,11 @@ static void conn_close_handles(struct net_conn *conn)
 	if (conn->flags & CONN_IN_KICK)
 		list_remove(&net_ctx->kick_list, conn, 1);
 	conn->flags &= ~(CONN_IN_FLUSH | CONN_IN_KICK);
-	conn->pending_closes = 2;
+	conn->pending_closes = 4;
 	uv_close((uv_handle_t *)&conn->tcp, conn_handle_closed);
 	uv_close((uv_handle_t *)&conn->timer, conn_handle_closed);
+	uv_close((uv_handle_t *)&conn->input_timer, conn_handle_closed);
+	uv_close((uv_handle_t *)&conn->session_timer, conn_handle_closed);
 }
 
 void net_conn_abort(struct net_conn *conn)
@@ -764,11 +953,13 @@ static void conn_dispatch_input(struct net_conn *conn)
 		return;
 	if (buf_len(&conn->in) - conn->line_consume == 0 && !(conn->flags & CONN_EOF))
 		return;
+	size_t before = buf_len(&conn->in) - conn->line_consume;
 	conn->flags |= CONN_IN_CALLBACK;
 	conn->cb->on_input(conn, conn->ctx);
 	conn->flags &= ~CONN_IN_CALLBACK;
 	if (conn->flags & CONN_CLOSED)
 		return;
+	input_deadline_update(conn, buf_len(&conn->in) - conn->line_consume < before);
 	if (buf_len(&conn->in) == 0 && conn->in.cap > NET_KEEP_BUFFER)
 		buf_free(&conn->in);
 	tls_continue(conn);
@@ -933,6 +1124,10 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 		conn->flags |= CONN_EOF;
 		uv_read_stop(stream);
 		conn->flags &= ~CONN_READING;
+		if (conn->flags & CONN_PROXY) {
+			proxy_refuse(conn, "closed before a PROXY protocol header");
+			return;
+		}
 		/* let the protocol see what was buffered, then close */
 		conn_dispatch_input(conn);
 		if (!(conn->flags & CONN_CLOSED))
@@ -941,14 +1136,20 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 	}
 	if (conn->flags & CONN_CLOSING)
 		return;   /* draining output only */
-	if (conn->idle_ms != 0 && !(conn->flags & CONN_HANDSHAKE))
-		uv_timer_start(&conn->timer, timer_cb, conn->idle_ms, 0);
-	if (conn->ssl != NULL)
-		tls_read(conn, b->base, (size_t)nread);
-	else if (buf_append(&conn->in, b->base, (size_t)nread) < 0) {
-		log_warn("input from [%s] overflows the buffer", conn->peer_ip);
-		net_conn_abort(conn);
-		return;
+	if (conn->flags & CONN_PROXY) {
+		/* the header first; what follows it is handed on by proxy_input */
+		if (proxy_input(conn, b->base, (size_t)nread) <= 0)
+			return;
+	} else {
+		if (conn->idle_ms != 0 && !(conn->flags & CONN_HANDSHAKE))
+			uv_timer_start(&conn->timer, timer_cb, conn->idle_ms, 0);
+		if (conn->ssl != NULL)
+			tls_read(conn, b->base, (size_t)nread);
+		else if (buf_append(&conn->in, b->base, (size_t)nread) < 0) {
+			log_warn("input from [%s] overflows the buffer", conn->peer_ip);
+			net_conn_abort(conn);
+			return;
+		}
 	}
 	if (conn->flags & CONN_CLOSED)
 		return;
@@ -969,6 +1170,10 @@ static void timer_cb(uv_timer_t *timer)
 	if (conn->flags & CONN_HANDSHAKE) {
 		log_info("TLS handshake timeout from [%s]", conn->peer_ip);
 		net_conn_abort(conn);
+		return;
+	}
+	if (conn->flags & CONN_PROXY) {
+		proxy_refuse(conn, "no PROXY protocol header in time");
 		return;
 	}
 	log_debug("idle timeout after %u ms from [%s]", conn->idle_ms, conn->peer_ip);
@@ -994,6 +1199,19 @@ int net_conn_start_tls(struct net_conn *conn, struct tls_server *tls)
 	conn->ssl = tls_server_ssl_new(tls);
 	if (conn->ssl == NULL)
 		return -1;
+	struct net_listener *l = conn->listener;
+	if (l != NULL && (l->tls_min_protocol != NULL || l->tls_ciphers != NULL ||
+			  l->tls_ciphersuites != NULL)) {
+		char *err = NULL;
+		if (tls_ssl_set_policy(conn->ssl, l->tls_min_protocol, l->tls_ciphers,
+				       l->tls_ciphersuites, &err) < 0) {
+			log_error("%s: TLS policy: %s", l->name, err);
+			free(err);
+			SSL_free(conn->ssl);
+			conn->ssl = NULL;
+			return -1;
+		}
+	}
 	conn->rbio = BIO_new(BIO_s_mem());
 	conn->wbio = BIO_new(BIO_s_mem());
 	BIO_set_mem_eof_return(conn->rbio, -1);
@@ -1057,10 +1275,7 @@ int net_connect(uv_loop_t *loop, const struct sockaddr *addr, const struct socka
 	if (net_ctx == NULL)
 		ctx_init(loop);
 	struct net_conn *conn = x_calloc(1, sizeof(*conn));
-	uv_tcp_init(loop, &conn->tcp);
-	uv_timer_init(loop, &conn->timer);
-	conn->tcp.data = conn;
-	conn->timer.data = conn;
+	conn_init_handles(loop, conn);
 	conn->max_line = NET_DEFAULT_MAX_LINE;
 	buf_init(&conn->in, conn->max_line + 2 * NET_READ_CHUNK);
 	buf_init(&conn->out, SIZE_MAX);

@@ -36,6 +36,8 @@ struct net_listener;
 #define NET_READ_CHUNK (64 * 1024)
 /* Time allowed for a TLS handshake. */
 #define NET_TLS_HANDSHAKE_TIMEOUT_MS 30000
+/* Time allowed for a PROXY protocol header when the listener sets none. */
+#define NET_PROXY_TIMEOUT_MS 5000
 
 struct net_conn_callbacks {
 	/* New plaintext input is buffered. Read it with net_conn_read_line() or
@@ -59,6 +61,19 @@ struct net_listener_settings {
 	/* Written, then the connection is closed, when a limit is hit. */
 	const char *busy_reply;
 	const char *name;                  /* for logs: "smtp", "imaps" */
+	/* HAProxy PROXY protocol (v1 or v2): every connection must start with a
+	 * header, and only from a peer in proxy_trusted; the header's client address
+	 * then replaces the peer's (net_conn_peer_ip). Limits per address count the
+	 * real client. The list is copied. */
+	bool proxy_protocol;
+	const char *const *proxy_trusted;
+	size_t n_proxy_trusted;
+	unsigned proxy_timeout_ms;         /* time for the header; 0: NET_PROXY_TIMEOUT_MS */
+	/* TLS policy of this listener's connections (NULL: the tls_server's):
+	 * "TLSv1.2"/"TLSv1.3", an OpenSSL cipher list, TLS 1.3 suites. Copied. */
+	const char *tls_min_protocol;
+	const char *tls_ciphers;
+	const char *tls_ciphersuites;
 };
 
 /* Called for each accepted connection (before any TLS). The callee must call
@@ -91,6 +106,15 @@ void net_conn_set_handler(struct net_conn *conn, const struct net_conn_callbacks
 void net_conn_set_idle_timeout(struct net_conn *conn, unsigned ms);
 /* Input is dropped past this many bytes per line (the line is reported too long). */
 void net_conn_set_max_line(struct net_conn *conn, size_t max);
+/* Input deadline in ms (0: none): once input waits that the protocol has not
+ * consumed (a partial command line), the protocol must be able to consume some
+ * of it within ms, or on_timeout runs and the connection closes. Unlike the idle
+ * timeout it is not restarted by arriving bytes, so a client trickling one byte
+ * per second (slowloris) is closed; paused input does not count. */
+void net_conn_set_input_timeout(struct net_conn *conn, unsigned ms);
+/* Total session time in ms from now (0: none): then on_timeout, and the
+ * connection closes, however busy it is. */
+void net_conn_set_session_timeout(struct net_conn *conn, unsigned ms);
 
 /* Client address as text ("192.0.2.1", "2001:db8::1") and port. */
 const char *net_conn_peer_ip(const struct net_conn *conn);

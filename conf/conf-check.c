@@ -1,5 +1,6 @@
 /* conf-check.c — checks that need the whole configuration, and locations for them. */
 #include "conf/conf-private.h"
+#include "common/proxy.h"
 #include "common/tls.h"
 
 #include <arpa/inet.h>
@@ -304,6 +305,32 @@ static void listener_defaults(struct conf_listener *l)
 		l->idle_timeout_s = idle[l->service];
 	if (l->max_line_length == 0)
 		l->max_line_length = line[l->service];
+	static const unsigned session[] = { 3600, 3600, 86400, 3600, 600 };
+	if (l->session_timeout_s == 0)
+		l->session_timeout_s = session[l->service];
+}
+
+/* PROXY protocol and TLS overrides of a listener (common/proxy.h, common/tls.h). */
+static void check_listener_proxy_tls(struct conf_load_ctx *ctx, const struct conf_listener *l)
+{
+	const char *err = NULL;
+	if (l->proxy_protocol && l->n_proxy_trusted == 0)
+		conf_error_at(ctx, l->file, l->line,
+			      "listener %s: proxy_protocol needs proxy_trusted (the load balancers' "
+			      "addresses)", l->name);
+	for (size_t k = 0; k < l->n_proxy_trusted; k++)
+		if (proxy_net_check(l->proxy_trusted[k], &err) < 0)
+			conf_error_at(ctx, l->file, l->line,
+				      "listener %s: proxy_trusted: \"%s\": %s", l->name,
+				      l->proxy_trusted[k], err);
+	if (l->tls_min_protocol == NULL && l->tls_ciphers == NULL && l->tls_ciphersuites == NULL)
+		return;
+	char *tls_err = NULL;
+	if (tls_check_policy(l->tls_min_protocol, l->tls_ciphers, l->tls_ciphersuites,
+			     &tls_err) < 0) {
+		conf_error_at(ctx, l->file, l->line, "listener %s: %s", l->name, tls_err);
+		free(tls_err);
+	}
 }
 
 static void check_listeners(struct conf_load_ctx *ctx, struct warren_config *conf)
@@ -330,6 +357,7 @@ static void check_listeners(struct conf_load_ctx *ctx, struct warren_config *con
 			conf_error_at(ctx, l->file, l->line,
 				      "listener %s: tls_required only applies to tls = starttls", l->name);
 		listener_defaults(l);
+		check_listener_proxy_tls(ctx, l);
 		for (size_t j = 0; j < i; j++) {
 			const struct conf_listener *o = &conf->listeners[j];
 			if (o->port == l->port && strcmp(o->address, l->address) == 0)
@@ -643,6 +671,7 @@ void conf_build_tls(struct conf_load_ctx *ctx, struct warren_config *conf)
 		.min_protocol = conf->tls.min_protocol == CONF_TLS_V1_3 ? "TLSv1.3" : "TLSv1.2",
 		.ciphers = conf->tls.ciphers,
 		.ciphersuites = conf->tls.ciphersuites,
+		.ticket_rotation_s = conf->tls.ticket_rotation_s,
 	};
 	char *err = NULL;
 	conf->tls_server = tls_server_new(&settings, &err);

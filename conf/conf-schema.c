@@ -35,6 +35,8 @@ static const char *const bare_lf_modes[] = { "reject", "normalize", NULL };
 
 _Static_assert(offsetof(struct conf_alias, n_targets) ==
 	       offsetof(struct conf_alias, targets) + sizeof(void *), "strlist layout");
+_Static_assert(offsetof(struct conf_listener, n_proxy_trusted) ==
+	       offsetof(struct conf_listener, proxy_trusted) + sizeof(void *), "strlist layout");
 _Static_assert(offsetof(struct conf_domain, n_hostnames) ==
 	       offsetof(struct conf_domain, hostnames) + sizeof(void *), "strlist layout");
 
@@ -111,7 +113,12 @@ static const struct conf_key_def tls_keys[] = {
 	K("ciphers", KEY_STR, NULL, 0, 0, TLS_OFF(ciphers),
 	  "OpenSSL cipher list for TLS 1.2; unset: forward-secret AEAD ciphers only."),
 	K("ciphersuites", KEY_STR, NULL, 0, 0, TLS_OFF(ciphersuites),
-	  "OpenSSL TLS 1.3 cipher suites; unset: OpenSSL's defaults."),
+	  "OpenSSL TLS 1.3 cipher suites; unset: all three AEAD suites, AES-256-GCM first."),
+	K("ticket_rotation", KEY_DURATION, "1h", 0, 7 * 86400, TLS_OFF(ticket_rotation_s),
+	  "Session tickets (RFC 5077/8446 resumption): each daemon process makes a random "
+	  "ticket key, replaces it after this long and still accepts tickets of the "
+	  "previous key for another period (renewing them), so a ticket is good for one "
+	  "to two periods; 0: no tickets."),
 	KEND
 };
 
@@ -297,6 +304,28 @@ static const struct conf_key_def listener_keys[] = {
 	K("max_line_length", KEY_INT, "0", 0, 64 * 1024 * 1024, LIS_OFF(max_line_length),
 	  "Longest command line in bytes; 0: the protocol's default (SMTP 16384, POP3 "
 	  "8192, IMAP 2 MB since webmail clients send huge UID sets)."),
+	K("proxy_protocol", KEY_BOOL, "false", 0, 0, LIS_OFF(proxy_protocol),
+	  "Every connection starts with a HAProxy PROXY protocol header (v1 or v2) whose "
+	  "client address is used for logs, access rules and policy; connections from "
+	  "outside proxy_trusted, and without a valid header, are closed."),
+	K("proxy_trusted", KEY_STRLIST, NULL, 0, 0, LIS_OFF(proxy_trusted),
+	  "Load balancer networks (\"127.0.0.1\", \"10.0.0.0/8\") that may send the PROXY "
+	  "header; required with proxy_protocol."),
+	K("proxy_timeout", KEY_DURATION_MS, "5s", 100, 60000, LIS_OFF(proxy_timeout_ms),
+	  "Time allowed for the PROXY header to arrive."),
+	K("tls_min_protocol", KEY_STR, NULL, 0, 0, LIS_OFF(tls_min_protocol),
+	  "This listener's oldest TLS version (TLSv1.2 or TLSv1.3); unset: the tls block's."),
+	K("tls_ciphers", KEY_STR, NULL, 0, 0, LIS_OFF(tls_ciphers),
+	  "This listener's OpenSSL cipher list for TLS 1.2; unset: the tls block's."),
+	K("tls_ciphersuites", KEY_STR, NULL, 0, 0, LIS_OFF(tls_ciphersuites),
+	  "This listener's TLS 1.3 cipher suites; unset: the tls block's."),
+	K("command_timeout", KEY_DURATION, "5m", 1, 86400, LIS_OFF(command_timeout_s),
+	  "Once a client has started a command (or a message or literal), the server must "
+	  "be able to read on within this long; arriving bytes alone do not restart it, so "
+	  "a client trickling a byte a second (slowloris) is closed."),
+	K("session_timeout", KEY_DURATION, "0", 0, 30 * 86400, LIS_OFF(session_timeout_s),
+	  "Longest session, however busy; 0: the protocol's default (SMTP and POP3 1h, "
+	  "IMAP 24h, HTTP 10m)."),
 	KEND
 };
 

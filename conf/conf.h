@@ -77,6 +77,15 @@ struct conf_listener {
 	unsigned max_connections_per_ip;
 	unsigned idle_timeout_s;
 	unsigned max_line_length;    /* command line bytes, CRLF excluded */
+	bool proxy_protocol;         /* connections start with a PROXY v1/v2 header */
+	const char *const *proxy_trusted;    /* peers that may send one */
+	size_t n_proxy_trusted;
+	unsigned proxy_timeout_ms;   /* time for the header */
+	const char *tls_min_protocol;/* per-listener TLS policy; NULL: the tls block's */
+	const char *tls_ciphers;
+	const char *tls_ciphersuites;
+	unsigned command_timeout_s;  /* a started command must be readable within this */
+	unsigned session_timeout_s;  /* total session time; 0 in the file: the protocol's */
 	const char *file;
 	int line;
 };
@@ -87,6 +96,7 @@ struct conf_tls {
 	enum conf_tls_version min_protocol;
 	const char *ciphers;         /* TLS 1.2 cipher list */
 	const char *ciphersuites;    /* TLS 1.3 suites */
+	unsigned ticket_rotation_s;  /* session ticket key period; 0: no tickets */
 	const char *file;            /* where the block is, for messages */
 	int line;
 };

@@ -129,6 +129,13 @@ static void net_settings(const struct service *svc, const struct conf_listener *
 	s->max_connections_per_ip = cl->max_connections_per_ip;
 	s->busy_reply = svc->def->busy_reply != NULL ? svc->def->busy_reply(cl->service) : NULL;
 	s->name = cl->name;
+	s->proxy_protocol = cl->proxy_protocol;
+	s->proxy_trusted = cl->proxy_trusted;
+	s->n_proxy_trusted = cl->n_proxy_trusted;
+	s->proxy_timeout_ms = cl->proxy_timeout_ms;
+	s->tls_min_protocol = cl->tls_min_protocol;
+	s->tls_ciphers = cl->tls_ciphers;
+	s->tls_ciphersuites = cl->tls_ciphersuites;
 }
 
 /* ---- accepting ---- */
@@ -144,6 +151,8 @@ static void accept_cb(struct net_conn *conn, void *ctx)
 	}
 	net_conn_set_max_line(conn, cl->max_line_length);
 	net_conn_set_idle_timeout(conn, cl->idle_timeout_s * 1000);
+	net_conn_set_input_timeout(conn, cl->command_timeout_s * 1000);
+	net_conn_set_session_timeout(conn, cl->session_timeout_s * 1000);
 	svc->def->accept(svc, conn, conf_ref(svc->conf), cl);
 }
 
