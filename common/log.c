@@ -1,5 +1,6 @@
 #include "common/log.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +77,13 @@ static int syslog_priority(enum log_level level)
 	}
 }
 
-void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+/* Serializes syslog lines written under another ident (openlog changes it for
+ * the whole process). */
+static pthread_mutex_t log_syslog_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+/* One line under ident (NULL: the process's own). */
+static __attribute__((format(printf, 3, 0))) void
+log_write(enum log_level level, const char *ident, const char *fmt, va_list ap)
 {
 	if (level < log_ctx.level)
 		return;
@@ -84,9 +91,17 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	vsnprintf(text, sizeof(text), fmt, ap);
 
 	if (log_ctx.target == LOG_TARGET_SYSLOG) {
+		pthread_mutex_lock(&log_syslog_mutex);
+		if (ident != NULL)
+			openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 		syslog(syslog_priority(level), "%s%s", level_prefix(level), text);
+		if (ident != NULL)
+			openlog(log_ctx.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+		pthread_mutex_unlock(&log_syslog_mutex);
 		return;
 	}
+	if (ident == NULL)
+		ident = log_ctx.ident;
 	char line[LOG_LINE_MAX + 256];
 	char stamp[32];
 	time_t now = time(NULL);
@@ -95,7 +110,7 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
 	int n = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s%s\n", stamp,
 			 log_ctx.host[0] != '\0' ? log_ctx.host : "localhost",
-			 log_ctx.ident, (long)getpid(), level_prefix(level), text);
+			 ident, (long)getpid(), level_prefix(level), text);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line)) {
@@ -104,6 +119,24 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	}
 	ssize_t ret = write(STDERR_FILENO, line, (size_t)n);
 	(void)ret;
+}
+
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+	log_write(level, NULL, fmt, ap);
+}
+
+void log_msg_as(enum log_level level, const char *program, const char *fmt, ...)
+{
+	/* "warren/smtpd" as "local": "warren/local" */
+	char ident[sizeof(log_ctx.ident) + 32];
+	const char *slash = strchr(log_ctx.ident, '/');
+	int base = slash != NULL ? (int)(slash - log_ctx.ident) : (int)strlen(log_ctx.ident);
+	snprintf(ident, sizeof(ident), "%.*s/%s", base, log_ctx.ident, program);
+	va_list ap;
+	va_start(ap, fmt);
+	log_write(level, ident, fmt, ap);
+	va_end(ap);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -36,6 +36,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+/* Logs under another program name of the suite: "warren/smtpd" logging as
+ * "local" writes "warren/local[pid]", the way Postfix's local, smtp, qmgr,
+ * cleanup and bounce log their parts of a delivery (pflogsumm counts
+ * deliveries only from those). */
+void log_msg_as(enum log_level level, const char *program, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+#define log_info_as(program, ...) log_msg_as(LOG_LEVEL_INFO, program, __VA_ARGS__)
+
 #define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)

@@ -140,7 +140,7 @@ static void fail_session(struct out_client *c, int code, const char *status, con
 	snprintf(job->err_text, sizeof(job->err_text), "%s", text);
 	snprintf(job->err_remote, sizeof(job->err_remote), "%s", c->remote);
 	job->err_permanent = false;
-	log_info("%s: %s: %s", job->d->msg.id, c->remote, text);
+	log_info_as("smtp", "%s: %s: %s", job->d->msg.id, c->remote, text);
 }
 
 /* Called exactly once per session: hands the job on. */
@@ -195,7 +195,7 @@ static void on_close(struct net_conn *conn, void *ctx)
 			 state_names[c->state]);
 		if (c->state >= OUT_TXN && c->state != OUT_QUIT) {
 			fail_pending_rcpts(c, 0, "4.4.2", text);
-			log_info("%s: %s", c->job->d->msg.id, text);
+			log_info_as("smtp", "%s: %s", c->job->d->msg.id, text);
 			session_over(c, true);
 		} else if (c->state == OUT_QUIT) {
 			session_over(c, true);
@@ -204,7 +204,7 @@ static void on_close(struct net_conn *conn, void *ctx)
 			/* opportunistic TLS that does not work: the same host in plaintext,
 			 * as Postfix does, rather than never delivering */
 			struct qjob *job = c->job;
-			log_info("%s: TLS with %s failed; trying again without TLS", job->d->msg.id,
+			log_info_as("smtp", "%s: TLS with %s failed; trying again without TLS", job->d->msg.id,
 				 c->remote);
 			job->tls_broken = true;
 			job->client = NULL;
@@ -233,7 +233,7 @@ static void on_timeout(struct net_conn *conn, void *ctx)
 		 state_names[c->state]);
 	if (c->state >= OUT_TXN && c->state != OUT_QUIT) {
 		fail_pending_rcpts(c, 0, "4.4.2", text);
-		log_info("%s: %s", c->job->d->msg.id, text);
+		log_info_as("smtp", "%s: %s", c->job->d->msg.id, text);
 		session_over(c, true);
 	} else if (c->state == OUT_QUIT) {
 		session_over(c, true);
@@ -300,7 +300,7 @@ bool out_client_reuse(struct qjob *job)
 	c->body_pos = 0;
 	c->body_sent = false;
 	buf_clear(&c->reply);
-	log_info("%s: reusing the connection to %s (transaction %u)", job->d->msg.id,
+	log_info_as("smtp", "%s: reusing the connection to %s (transaction %u)", job->d->msg.id,
 		 c->remote, c->transactions + 1);
 	c->state = OUT_TXN;
 	start_txn(c);
@@ -355,7 +355,7 @@ static void on_tls_ready(struct net_conn *conn, void *ctx)
 	bits = SSL_get_cipher_bits(ssl, &alg_bits);
 	bool trusted = SSL_get_verify_result(ssl) == X509_V_OK &&
 		SSL_get0_peer_certificate(ssl) != NULL;
-	log_info("%s: %s TLS connection established to %s: %s with cipher %s (%d/%d bits)",
+	log_info_as("smtp", "%s: %s TLS connection established to %s: %s with cipher %s (%d/%d bits)",
 		 c->job->d->msg.id, trusted ? "Trusted" : "Untrusted", c->remote,
 		 SSL_get_version(ssl), SSL_get_cipher_name(ssl), bits, alg_bits);
 	c->tls = true;
@@ -520,7 +520,7 @@ static bool check_extensions(struct out_client *c)
 			fail_pending_rcpts(c, 554, "5.6.3", text);
 			return false;
 		}
-		log_info("%s: converted to quoted-printable for %s (no 8BITMIME)",
+		log_info_as("smtp", "%s: converted to quoted-printable for %s (no 8BITMIME)",
 			 job->d->msg.id, c->remote);
 		const struct conf_domain *dom = job->d->dkim != NULL ?
 			conf_find_domain(job->d->conf, out_addr_domain(job->d->msg.from)) : NULL;
@@ -816,7 +816,7 @@ static void handle_reply(struct out_client *c, int code, const char *text)
 				quit(c, false);
 				return;
 			}
-			log_info("%s: %s refused STARTTLS (%s); going on in plaintext",
+			log_info_as("smtp", "%s: %s refused STARTTLS (%s); going on in plaintext",
 				 c->job->d->msg.id, c->remote, text);
 			c->ext &= ~EXT_STARTTLS;
 			after_ehlo(c);
@@ -832,7 +832,7 @@ static void handle_reply(struct out_client *c, int code, const char *text)
 			quit(c, false);
 			return;
 		}
-		log_info("%s: authenticated to %s as %s", c->job->d->msg.id, c->remote,
+		log_info_as("smtp", "%s: authenticated to %s as %s", c->job->d->msg.id, c->remote,
 			 c->job->auth_user);
 		start_txn(c);
 		return;
@@ -873,7 +873,7 @@ static void on_input(struct net_conn *conn, void *ctx)
 				 log_printable(printable, sizeof(printable), line.data, line.len));
 			if (c->state >= OUT_TXN) {
 				fail_pending_rcpts(c, 0, "4.4.2", text);
-				log_info("%s: %s", c->job->d->msg.id, text);
+				log_info_as("smtp", "%s: %s", c->job->d->msg.id, text);
 				session_over(c, true);
 			} else {
 				fail_session(c, 0, "4.4.2", text);

@@ -47,7 +47,9 @@ static bool wants(const struct queue_rcpt *r, unsigned what)
 static void log_result(const struct qdelivery *d, const struct queue_rcpt *r,
 		       const char *status, int64_t now)
 {
-	log_info("%s: to=<%s>, relay=%s, delay=%lld, dsn=%s, status=%s (%s)", d->msg.id,
+	/* as Postfix's smtp (or local, for notices stored here) logs it */
+	log_info_as(strcmp(r->remote, "local") == 0 ? "local" : "smtp",
+		 "%s: to=<%s>, relay=%s, delay=%lld, dsn=%s, status=%s (%s)", d->msg.id,
 		 r->addr, r->remote[0] && r->code != 0 ? r->remote : "none", (long long)(now - d->msg.created),
 		 r->status[0] ? r->status : "4.0.0", status, r->reply);
 }
@@ -69,10 +71,12 @@ static int finish_work(void *arg)
 		b.rcpts[0].notify = QUEUE_NOTIFY_NEVER;
 		struct store_body body = { f->dsn[k], f->dsn_len[k], NULL };
 		int ret = queue_add(store, NULL, &body, &b);
-		if (ret == 0)
-			log_info("%s: sender %s notification: %s", f->d->msg.id,
+		if (ret == 0) {
+			log_info_as("bounce", "%s: sender %s notification: %s", f->d->msg.id,
 				 k == 0 ? "non-delivery" : k == 1 ? "delay" : "delivery", b.id);
-		else
+			log_info_as("qmgr", "%s: from=<>, size=%zu, nrcpt=1 (queue active)", b.id,
+				    f->dsn_len[k]);
+		} else
 			log_error("%s: cannot queue a notification: %s", f->d->msg.id,
 				  store_strerror(ret));
 		queue_msg_free(&b);
@@ -80,7 +84,7 @@ static int finish_work(void *arg)
 	bool removed = false;
 	int ret = queue_put(store, &f->d->msg, &removed);
 	if (ret == 0 && removed)
-		log_info("%s: removed", f->d->msg.id);
+		log_info_as("qmgr", "%s: removed", f->d->msg.id);
 	return ret;
 }
 

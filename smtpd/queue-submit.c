@@ -29,7 +29,7 @@ static void submit_done(void *arg, int result)
 {
 	struct submit *s = arg;
 	if (result == 0) {
-		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", s->msg.id,
+		log_info_as("qmgr", "%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", s->msg.id,
 			 s->msg.from, (unsigned long long)s->msg.size, s->msg.n_rcpts);
 		queue_runner_kick(queue_runner());
 	} else {

@@ -125,11 +125,11 @@ static void log_deliveries(struct smtp_session *s, struct deliver_job *j, int re
 			snprintf(orig, sizeof(orig), ", orig_to=<%s>", pe);
 		int r = result == STORE_OK ? j->rcpts[i].result : result;
 		if (r == STORE_OK)
-			log_info("%s: to=<%s>%s, relay=local, delay=%.2f, dsn=2.0.0, status=sent "
+			log_info_as("local", "%s: to=<%s>%s, relay=local, delay=%.2f, dsn=2.0.0, status=sent "
 				 "(delivered to mailbox%s)", t->queue_id, c->mailbox->address, orig,
 				 delay, j->grace[i] ? " over quota within grace" : "");
 		else
-			log_info("%s: to=<%s>%s, relay=local, delay=%.2f, dsn=%s, status=%s (%s)",
+			log_info_as("local", "%s: to=<%s>%s, relay=local, delay=%.2f, dsn=%s, status=%s (%s)",
 				 t->queue_id, c->mailbox->address, orig, delay,
 				 r == STORE_EQUOTA && s->conf->smtp.quota_permanent ? "5.2.2" :
 				 r == STORE_EQUOTA ? "4.2.2" : "4.3.0",
@@ -212,7 +212,7 @@ static void deliver_done(void *arg, int result)
 	} else if (result == STORE_OK && ok > 0) {
 		s->queued++;
 		smtp_reply(s, 250, "2.0.0 Ok: queued as %s", t->queue_id);
-		log_info("%s: removed", t->queue_id);
+		log_info_as("qmgr", "%s: removed", t->queue_id);
 	} else if (result == STORE_EQUOTA || (result == STORE_OK && ok == 0)) {
 		if (s->conf->smtp.quota_permanent)
 			smtp_reply(s, 552, "5.2.2 Error: mailbox full");
@@ -235,10 +235,10 @@ void smtp_deliver(struct smtp_session *s)
 	off_t size = lseek(t->fd, 0, SEEK_END);
 	char pm[SMTP_MSGID_LOG_MAX + 1], pf[SMTP_PATH_MAX + 1], pe[SMTP_ENVID_MAX + 1];
 	if (t->msgid_len > 0)
-		log_info("%s: message-id=%s", t->queue_id,
+		log_info_as("cleanup", "%s: message-id=%s", t->queue_id,
 			 log_printable(pm, sizeof(pm), t->msgid, t->msgid_len));
 	if (t->n_copies > 0)
-		log_info("%s: from=<%s>, size=%lld, nrcpt=%u%s%s%s%s", t->queue_id,
+		log_info_as("qmgr", "%s: from=<%s>, size=%lld, nrcpt=%u%s%s%s%s", t->queue_id,
 		 log_printable(pf, sizeof(pf), t->from, strlen(t->from)), (long long)size,
 		 t->rcpt_accepted, t->envid != NULL ? ", envid=" : "",
 		 t->envid != NULL ? log_printable(pe, sizeof(pe), t->envid, strlen(t->envid)) : "",
