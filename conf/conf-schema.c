@@ -148,12 +148,58 @@ static const struct conf_key_def domain_imap_keys[] = {
 	K("trash_retention", KEY_DURATION, "0", 0, 10 * 365 * 86400,
 	  DIMAP_OFF(trash_retention_s),
 	  "Messages that have been in the trash folder longer than this are removed "
-	  "(checked at each IMAP login); 0: kept until the user empties it."),
+	  "(at each IMAP login and every imap.retention_interval); 0: kept until the "
+	  "user empties it."),
+	K("junk_retention", KEY_DURATION, "0", 0, 10 * 365 * 86400,
+	  DIMAP_OFF(junk_retention_s),
+	  "The same for the junk folder: messages in it longer than this are removed; "
+	  "0: kept."),
 	KEND
 };
 
 static const struct conf_section_def domain_imap_section = {
 	"imap", 0, NULL, "The domain's IMAP folders (imapd).", domain_imap_keys };
+
+#define MIMAP_OFF(field) offsetof(struct conf_mailbox_imap, field)
+
+static const struct conf_key_def mailbox_imap_keys[] = {
+	K("drafts", KEY_STR, NULL, 0, 0, MIMAP_OFF(drafts),
+	  "This user's \\Drafts folder, created at the next login when missing; unset: "
+	  "the domain's name; \"\": none."),
+	K("sent", KEY_STR, NULL, 0, 0, MIMAP_OFF(sent),
+	  "This user's \\Sent folder (\"Sent Items\" for an Outlook user); unset: the "
+	  "domain's."),
+	K("trash", KEY_STR, NULL, 0, 0, MIMAP_OFF(trash),
+	  "This user's \\Trash folder (\"Deleted Items\"); unset: the domain's. The "
+	  "trashcan and the retention use it."),
+	K("junk", KEY_STR, NULL, 0, 0, MIMAP_OFF(junk),
+	  "This user's \\Junk folder; unset: the domain's."),
+	K("archive", KEY_STR, NULL, 0, 0, MIMAP_OFF(archive),
+	  "This user's \\Archive folder; unset: the domain's."),
+	KEND
+};
+
+static const struct conf_section_def mailbox_imap_section = {
+	"imap", 0, NULL, "The user's own IMAP folder names (imapd), over the domain's.",
+	mailbox_imap_keys };
+
+static const struct conf_key_def imap_keys[] = {
+	K("literal_minus", KEY_BOOL, "false", 0, 0, CFG_OFF(imap.literal_minus),
+	  "Advertise LITERAL- instead of LITERAL+ (RFC 7888): a non-synchronizing "
+	  "literal larger than 4096 bytes gets BAD [TOOBIG] and is skipped, so clients "
+	  "must wait for the go-ahead before sending big ones."),
+	K("retention_interval", KEY_DURATION, "1h", 0, 7 * 86400,
+	  CFG_OFF(imap.retention_interval_s),
+	  "How often imapd applies the domains' trash_retention and junk_retention to "
+	  "every configured mailbox (besides each login); 0: at login only."),
+	K("retention_batch", KEY_INT, "200", 1, 1000000, CFG_OFF(imap.retention_batch),
+	  "Mailboxes looked at per retention run; the next run goes on where this one "
+	  "stopped, so one run's work stays bounded."),
+	KEND
+};
+
+static const struct conf_section_def imap_section = {
+	"imap", 0, NULL, "IMAP sessions (imapd).", imap_keys };
 
 static const struct conf_section_def log_section = {
 	"log", 0, NULL, "Logging.", log_keys };
@@ -341,6 +387,7 @@ static const struct conf_key_def mailbox_keys[] = {
 	  "Addresses the mailbox's mail is forwarded to (through the outbound queue)."),
 	K("forward_keep_copy", KEY_BOOL, "false", 0, 0, MBX_OFF(forward_keep_copy),
 	  "With forward: also keep a copy in this mailbox."),
+	SUB("imap", &mailbox_imap_section, MBX_OFF(imap)),
 	KEND
 };
 
@@ -422,6 +469,7 @@ static const struct conf_key_def root_keys[] = {
 	SUB("listener", &listener_section, 0),
 	SUB("domain", &domain_section, 0),
 	SUB("pop3", &pop3_section, 0),
+	SUB("imap", &imap_section, 0),
 	KEND
 };
 

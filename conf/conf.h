@@ -112,6 +112,9 @@ struct conf_mailbox {
 	const char *const *forward;  /* addresses mail is forwarded to (smtpd) */
 	size_t n_forward;
 	bool forward_keep_copy;      /* with forward: also keep a copy here */
+	struct conf_mailbox_imap {   /* imapd: this user's folder names; NULL: the domain's */
+		const char *drafts, *sent, *trash, *junk, *archive;  /* "": not created */
+	} imap;
 	const struct conf_domain *domain;
 	const char *file;
 	int line;
@@ -148,6 +151,7 @@ struct conf_domain {
 		const char *drafts, *sent, *trash, *junk, *archive;  /* NULL: not created */
 		bool trash_on_expunge;       /* EXPUNGE keeps a copy in the trash folder */
 		unsigned trash_retention_s;  /* trash messages older than this go; 0: kept */
+		unsigned junk_retention_s;   /* the same for the junk folder */
 	} imap;
 	const char *file;
 	int line;
@@ -168,6 +172,12 @@ struct warren_config {
 		bool sdps;                   /* offer Demon's SDPS (*ENV) */
 		bool delivered_to;           /* prepend Delivered-To: to other recipients' copies */
 	} pop3;
+
+	struct conf_imap {
+		bool literal_minus;          /* LITERAL- instead of LITERAL+ (RFC 7888) */
+		unsigned retention_interval_s;  /* trash/junk retention runs this often; 0: at login only */
+		unsigned retention_batch;    /* mailboxes looked at per run */
+	} imap;
 
 	struct {
 		enum conf_log_target target;

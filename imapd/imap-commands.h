@@ -25,6 +25,9 @@ IMAP_HANDLER(imap_cmd_enable);
 void imap_login_setup(struct imap_session *s);
 /* The special-use folder names of the session's user. */
 const char *imap_folder_name(const struct imap_session *s, unsigned special_use);
+/* The same for any configured mailbox: its own imap { } name, else its domain's,
+ * else the default; NULL when "" says none. */
+const char *imap_user_folder_name(const struct conf_mailbox *user, unsigned special_use);
 /* The trashcan folder (MISSION I3) when expunged messages keep a copy, or NULL. */
 const char *imap_trash_name(const struct imap_session *s);
 

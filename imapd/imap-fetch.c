@@ -726,8 +726,15 @@ void imap_fetch(struct imap_session *s, const struct imap_arg *args, size_t n, b
 				fj->idx[o++] = fj->idx[i];
 		fj->n_idx = o;
 	}
-	if (fj->vanished)
+	if (fj->vanished && strcmp(set, "$") == 0 && s->sel->n_saved > 0) {
+		struct buf b;
+		buf_init(&b, (size_t)-1);
+		imap_append_uidset(&b, s->sel->saved, s->sel->n_saved);
+		fj->uidset = x_strndup(buf_data(&b), buf_len(&b));
+		buf_free(&b);
+	} else if (fj->vanished && strcmp(set, "$") != 0) {
 		fj->uidset = x_strdup(set);
+	}
 	fj->job.sync = true;
 	fj->job.sync_expunge = uid;
 	imap_job_start(&fj->job);

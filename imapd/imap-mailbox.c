@@ -2,6 +2,7 @@
  * LIST-EXTENDED, SPECIAL-USE, LIST-STATUS), LSUB, CREATE (CREATE-SPECIAL-USE),
  * DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, STATUS, NAMESPACE, ENABLE. */
 #include "imapd/imap-commands.h"
+#include "imapd/imap-retention.h"
 #include "common/log.h"
 #include "common/pool.h"
 
@@ -33,19 +34,33 @@ static const struct conf_domain_imap *domain_imap(const struct imap_session *s)
 	return s->user != NULL && s->user->domain != NULL ? &s->user->domain->imap : NULL;
 }
 
-const char *imap_folder_name(const struct imap_session *s, unsigned special_use)
+/* The name a mailbox's own imap { } block or else its domain's gives the folder
+ * (NULL: neither says). */
+static const char *configured_name(const struct conf_mailbox *user, unsigned special_use)
 {
-	const struct conf_domain_imap *di = domain_imap(s);
-	const char *name = NULL;
-	bool configured = di != NULL;
+	const struct conf_mailbox_imap *ui = &user->imap;
+	const struct conf_domain_imap *di = user->domain != NULL ? &user->domain->imap : NULL;
+	const char *own, *dom;
 	switch (special_use) {
-	case STORE_SPECIAL_DRAFTS: name = configured ? di->drafts : NULL; break;
-	case STORE_SPECIAL_SENT: name = configured ? di->sent : NULL; break;
-	case STORE_SPECIAL_TRASH: name = configured ? di->trash : NULL; break;
-	case STORE_SPECIAL_JUNK: name = configured ? di->junk : NULL; break;
-	case STORE_SPECIAL_ARCHIVE: name = configured ? di->archive : NULL; break;
+	case STORE_SPECIAL_DRAFTS: own = ui->drafts; dom = di ? di->drafts : NULL; break;
+	case STORE_SPECIAL_SENT: own = ui->sent; dom = di ? di->sent : NULL; break;
+	case STORE_SPECIAL_TRASH: own = ui->trash; dom = di ? di->trash : NULL; break;
+	case STORE_SPECIAL_JUNK: own = ui->junk; dom = di ? di->junk : NULL; break;
+	case STORE_SPECIAL_ARCHIVE: own = ui->archive; dom = di ? di->archive : NULL; break;
 	default: return NULL;
 	}
+	return own != NULL ? own : dom;
+}
+
+const char *imap_user_folder_name(const struct conf_mailbox *user, unsigned special_use)
+{
+	const char *name = NULL;
+	if (special_use != STORE_SPECIAL_DRAFTS && special_use != STORE_SPECIAL_SENT &&
+	    special_use != STORE_SPECIAL_TRASH && special_use != STORE_SPECIAL_JUNK &&
+	    special_use != STORE_SPECIAL_ARCHIVE)
+		return NULL;
+	if (user != NULL)
+		name = configured_name(user, special_use);
 	if (name == NULL) {
 		for (size_t i = 0; i < N_SPECIAL; i++)
 			if (special_uses[i].flag == special_use)
@@ -55,43 +70,17 @@ const char *imap_folder_name(const struct imap_session *s, unsigned special_use)
 	return name != NULL && name[0] != '\0' ? name : NULL;
 }
 
+const char *imap_folder_name(const struct imap_session *s, unsigned special_use)
+{
+	return imap_user_folder_name(s->user, special_use);
+}
+
 const char *imap_trash_name(const struct imap_session *s)
 {
 	const struct conf_domain_imap *di = domain_imap(s);
 	if (di == NULL || !di->trash_on_expunge)
 		return NULL;
 	return imap_folder_name(s, STORE_SPECIAL_TRASH);
-}
-
-/* Removes what has been in the trash longer than the domain's retention. */
-static void trash_expire(struct imap_job *job)
-{
-	struct imap_session *s = job->s;
-	const struct conf_domain_imap *di = domain_imap(s);
-	const char *trash = imap_folder_name(s, STORE_SPECIAL_TRASH);
-	if (di == NULL || di->trash_retention_s == 0 || trash == NULL)
-		return;
-	struct store_mailbox mb;
-	if (store_mailbox_get(job->store, s->user->address, trash, &mb) != 0)
-		return;
-	struct store_message *list;
-	size_t n;
-	if (store_messages(job->store, mb.id, 1, 0xffffffffu, &list, &n) != 0)
-		return;
-	int64_t limit = (int64_t)time(NULL) - (int64_t)di->trash_retention_s;
-	uint32_t *uids = x_malloc((n + 1) * sizeof(*uids));
-	size_t count = 0;
-	for (size_t i = 0; i < n; i++) {
-		int64_t when = list[i].save_date != 0 ? list[i].save_date : list[i].internal_date;
-		if (when < limit)
-			uids[count++] = list[i].uid;
-	}
-	free(list);
-	uint64_t hms;
-	if (count > 0 && store_expunge(job->store, mb.id, uids, count, &hms) == 0)
-		log_info("%s: removed %zu message(s) older than the retention from %s of %s",
-			 s->id, count, trash, s->user->address);
-	free(uids);
 }
 
 static void append_special(struct buf *out, unsigned special, bool *first)
@@ -204,8 +193,11 @@ static int setup_work(struct imap_job *job)
 	free(list);
 	if (!inbox_subscribed)
 		store_subscribe(job->store, user, "INBOX", true);
-	trash_expire(job);
-	return 0;
+	size_t removed = 0;
+	ret = imap_retention_user(job->store, s->user, s->id, (int64_t)time(NULL), &removed);
+	if (ret != 0)
+		log_warn("%s: retention for %s: %s", s->id, user, store_strerror(ret));
+	return ret == STORE_ERECOVER ? ret : 0;
 }
 
 static void setup_done(struct imap_job *job, int result)

@@ -200,6 +200,21 @@ static int set_key(struct search_parser *ps, struct skey *k, const char *text, b
 	uint32_t star = uid ? (sel->count > 0 ? sel->msgs[sel->count - 1].uid : 0) :
 		(uint32_t)sel->count;
 	struct imap_seqset set;
+	if (strcmp(text, "$") == 0) {
+		/* SEARCHRES: the saved result, by UID whatever the command */
+		k->type = SK_UIDSET;
+		k->ranges = pool_alloc(ps->pool, (sel->n_saved + 1) * sizeof(*k->ranges));
+		k->n_ranges = 0;
+		for (size_t i = 0; i < sel->n_saved; i++) {
+			if (k->n_ranges > 0 && k->ranges[k->n_ranges - 1].hi + 1 == sel->saved[i]) {
+				k->ranges[k->n_ranges - 1].hi = sel->saved[i];
+				continue;
+			}
+			k->ranges[k->n_ranges].lo = k->ranges[k->n_ranges].hi = sel->saved[i];
+			k->n_ranges++;
+		}
+		return 0;
+	}
 	if (imap_seqset_parse(text, star, &set) < 0) {
 		ps->error = "Invalid sequence set";
 		return -1;
@@ -392,7 +407,7 @@ static struct skey *parse_key(struct search_parser *ps, int depth)
 		ps->has_modseq = true;
 		return next_number(ps, &key->num) < 0 ? NULL : key;
 	}
-	if (isdigit((unsigned char)name[0]) || name[0] == '*') {
+	if (isdigit((unsigned char)name[0]) || name[0] == '*' || strcmp(name, "$") == 0) {
 		struct skey *key = new_key(ps, SK_SEQSET);
 		return set_key(ps, key, name, false) < 0 ? NULL : key;
 	}
@@ -416,7 +431,7 @@ struct search_msg {
 	struct buf body;             /* folded text of the text parts */
 };
 
-enum result_opts { R_MIN = 1, R_MAX = 2, R_COUNT = 4, R_ALL = 8 };
+enum result_opts { R_MIN = 1, R_MAX = 2, R_COUNT = 4, R_ALL = 8, R_SAVE = 16 };
 
 struct search_job {
 	struct imap_job job;
@@ -688,6 +703,24 @@ static int search_block(struct search_job *sj, size_t base, size_t end, uint32_t
 	return 0;
 }
 
+/* SEARCHRES: the hits become "$" (as UIDs); with MIN and/or MAX but neither ALL
+ * nor COUNT only those (RFC 5182 2.4). On the thread, which owns the selection. */
+static void save_result(struct search_job *sj, const uint32_t *hits, size_t n_hits)
+{
+	struct imap_selected *sel = sj->job.s->sel;
+	uint32_t *uids = x_malloc((n_hits + 1) * sizeof(*uids));
+	size_t n = 0;
+	bool only_min_max = (sj->ret & (R_MIN | R_MAX)) && !(sj->ret & (R_ALL | R_COUNT));
+	for (size_t i = 0; i < n_hits; i++) {
+		if (only_min_max && !((i == 0 && (sj->ret & R_MIN)) ||
+				      (i == n_hits - 1 && (sj->ret & R_MAX))))
+			continue;
+		uids[n++] = sj->uid ? hits[i] : sel->msgs[hits[i] - 1].uid;
+	}
+	imap_selected_save(sel, uids, n);
+	free(uids);
+}
+
 static int search_work(struct imap_job *job)
 {
 	struct search_job *sj = (struct search_job *)job;
@@ -704,9 +737,13 @@ static int search_work(struct imap_job *job)
 			return ret;
 		}
 	}
+	if (sj->ret & R_SAVE)
+		save_result(sj, hits, n_hits);
 	struct buf *o = &job->out;
 	if (sj->sort != NULL) {
 		imap_sort_output(sj->sort, o);
+	} else if (sj->ret == R_SAVE) {
+		/* RETURN (SAVE) alone: no ESEARCH response (RFC 5182 2.4) */
 	} else if (sj->esearch) {
 		buf_printf(o, "* ESEARCH (TAG \"%s\")%s", sj->tag, sj->uid ? " UID" : "");
 		if (n_hits > 0) {
@@ -740,6 +777,9 @@ static void search_done(struct imap_job *job, int result)
 {
 	struct search_job *sj = (struct search_job *)job;
 	if (result != 0) {
+		/* a SEARCH ... SAVE answered NO leaves "$" empty (RFC 5182 2.1) */
+		if ((sj->ret & R_SAVE) && job->s->sel != NULL)
+			imap_selected_save(job->s->sel, NULL, 0);
 		imap_tagged(job->s, "NO", "[SERVERBUG] Search failed: %s", store_strerror(result));
 		return;
 	}
@@ -778,6 +818,8 @@ struct search_job *imap_search_parse(struct imap_session *s, const struct imap_a
 				sj->ret |= R_COUNT;
 			else if (strcasecmp(o, "ALL") == 0)
 				sj->ret |= R_ALL;
+			else if (strcasecmp(o, "SAVE") == 0)
+				sj->ret |= R_SAVE;
 			else {
 				ps.error = "Unknown RETURN option";
 				goto bad;

@@ -16,6 +16,7 @@ void imap_selected_free(struct imap_selected **selp)
 	for (size_t i = 0; i < sel->count; i++)
 		free(sel->msgs[i].keywords);
 	free(sel->msgs);
+	free(sel->saved);
 	free(sel);
 	*selp = NULL;
 }

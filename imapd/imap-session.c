@@ -139,12 +139,13 @@ bool imap_plaintext_allowed(const struct imap_session *s)
 
 /* Extensions of the authenticated states, each complete and tested. */
 #define IMAP_CAPS_AUTHED "ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT CHILDREN " \
-	"SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE ESEARCH " \
+	"SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS STATUS=SIZE ESEARCH SEARCHRES " \
 	"COMPRESS=DEFLATE CONDSTORE QRESYNC WITHIN SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE BINARY UTF8=ACCEPT"
 
 const char *imap_capabilities(const struct imap_session *s, char *buf, size_t size)
 {
-	size_t o = (size_t)snprintf(buf, size, "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID");
+	size_t o = (size_t)snprintf(buf, size, "IMAP4rev1 IMAP4rev2 %s SASL-IR ID",
+				    s->conf->imap.literal_minus ? "LITERAL-" : "LITERAL+");
 	if (s->state != IMAP_STATE_NOT_AUTH && o < size)
 		o += (size_t)snprintf(buf + o, size - o, " " IMAP_CAPS_AUTHED " APPENDLIMIT=%llu",
 				      (unsigned long long)imap_max_message_size(s));
@@ -272,6 +273,19 @@ static void command_line(struct imap_session *s, const char *data, size_t len)
 		command_done(s);
 		return;
 	}
+	if (ret > 0 && lit.nonsync && lit.size > IMAP_LITERAL_MINUS_MAX &&
+	    s->conf->imap.literal_minus) {
+		/* RFC 7888 4: refuse it, and skip the literal the client sends anyway */
+		recover_tag(s, buf_data(&s->cmd), buf_len(&s->cmd));
+		command_reset(s);
+		log_info("%s: non-synchronizing literal of %llu bytes refused (LITERAL-) from [%s]",
+			 s->id, (unsigned long long)lit.size, net_conn_peer_ip(s->conn));
+		imap_tagged(s, "BAD", "[TOOBIG] Non-synchronizing literals are limited to %d "
+			    "bytes (LITERAL-)", IMAP_LITERAL_MINUS_MAX);
+		s->literal_left = lit.size;
+		s->mode = IMAP_INPUT_DISCARD;
+		return;
+	}
 	uint64_t limit = literal_limit(s);
 	if (ret < 0 || lit.size > limit || s->literal_total + lit.size > limit) {
 		recover_tag(s, buf_data(&s->cmd), buf_len(&s->cmd));
@@ -306,8 +320,34 @@ static void read_literal(struct imap_session *s)
 		s->mode = IMAP_INPUT_LINE;
 }
 
+/* Skips the bytes of a refused literal. */
+static void discard_literal(struct imap_session *s)
+{
+	const char *data;
+	size_t avail = imap_input(s, &data);
+	size_t take = avail < s->literal_left ? avail : (size_t)s->literal_left;
+	imap_consume(s, take);
+	s->literal_left -= take;
+}
+
+/* A line of a refused command: it ends the command unless another
+ * non-synchronizing literal follows (a synchronizing one is never asked for). */
+static void discard_line(struct imap_session *s, const char *data, size_t len)
+{
+	struct imap_literal_info lit;
+	if (imap_line_literal(data, len, &lit) == 1 && lit.nonsync) {
+		s->literal_left = lit.size;
+		return;
+	}
+	s->mode = IMAP_INPUT_LINE;
+}
+
 static void handle_line(struct imap_session *s, const struct net_line *line)
 {
+	if (s->mode == IMAP_INPUT_DISCARD) {
+		discard_line(s, line->data, line->len);
+		return;
+	}
 	if (s->mode == IMAP_INPUT_SASL) {
 		char *copy = x_strndup(line->data, line->len);
 		imap_sasl_input(s, copy);
@@ -335,6 +375,13 @@ static void on_input(struct net_conn *conn, void *ctx)
 			if (imap_input(s, &data) == 0)
 				break;
 			read_literal(s);
+			continue;
+		}
+		if (s->mode == IMAP_INPUT_DISCARD && s->literal_left > 0) {
+			const char *data;
+			if (imap_input(s, &data) == 0)
+				break;
+			discard_literal(s);
 			continue;
 		}
 		struct net_line line;

@@ -18,6 +18,8 @@
 #define IMAP_COMMAND_LITERAL_MAX (1024 * 1024)
 /* BAD replies before the session is closed. */
 #define IMAP_BAD_MAX 20
+/* Largest non-synchronizing literal with LITERAL- (RFC 7888 section 4). */
+#define IMAP_LITERAL_MINUS_MAX 4096
 /* Longest tag kept for replies. */
 #define IMAP_TAG_MAX 64
 
@@ -34,6 +36,7 @@ enum imap_input_mode {
 	IMAP_INPUT_SASL,        /* reading an AUTHENTICATE response line */
 	IMAP_INPUT_WAIT,        /* waiting for an asynchronous answer */
 	IMAP_INPUT_IDLE,        /* in IDLE: waiting for DONE */
+	IMAP_INPUT_DISCARD,     /* skipping the rest of a refused command (literal_left first) */
 };
 
 /* One message of the selected mailbox as the session last reported it. */
@@ -56,6 +59,8 @@ struct imap_selected {
 	uint64_t highestmodseq;
 	struct imap_msg *msgs;
 	size_t count, cap;
+	uint32_t *saved;             /* SEARCHRES "$": UIDs, ascending (malloc'ed or NULL) */
+	size_t n_saved;
 	bool changed;                /* a notification arrived: sync before the next reply */
 	bool gone;                   /* deleted (or renamed away) by someone else */
 };

@@ -221,10 +221,55 @@ void imap_append_uidset(struct buf *out, const uint32_t *uids, size_t count)
 	}
 }
 
+long imap_selected_find_uid(const struct imap_selected *sel, uint32_t uid)
+{
+	size_t lo = 0, hi = sel->count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (sel->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else if (sel->msgs[mid].uid > uid)
+			hi = mid;
+		else
+			return (long)mid;
+	}
+	return -1;
+}
+
+void imap_selected_save(struct imap_selected *sel, const uint32_t *uids, size_t count)
+{
+	free(sel->saved);
+	sel->saved = NULL;
+	sel->n_saved = 0;
+	if (count == 0)
+		return;
+	sel->saved = x_malloc(count * sizeof(*sel->saved));
+	memcpy(sel->saved, uids, count * sizeof(*sel->saved));
+	sel->n_saved = count;
+}
+
+/* "$": the saved messages that are still there (an expunged one drops out). */
+static size_t saved_select(const struct imap_selected *sel, size_t **idx_r)
+{
+	size_t *idx = x_malloc((sel->n_saved + 1) * sizeof(*idx));
+	size_t n = 0;
+	for (size_t i = 0; i < sel->n_saved; i++) {
+		long at = imap_selected_find_uid(sel, sel->saved[i]);
+		if (at >= 0)
+			idx[n++] = (size_t)at;
+	}
+	*idx_r = idx;
+	return n;
+}
+
 size_t imap_seqset_select(const struct imap_selected *sel, const char *text, bool uid,
 			  size_t **idx_r, int *error_r)
 {
 	struct imap_seqset set;
+	if (strcmp(text, "$") == 0) {
+		*error_r = 0;
+		return saved_select(sel, idx_r);
+	}
 	uint32_t star = uid ? (sel->count > 0 ? sel->msgs[sel->count - 1].uid : 0) :
 		(uint32_t)sel->count;
 	*idx_r = NULL;

@@ -50,9 +50,14 @@ void imap_sort_uids(uint32_t *uids, size_t count);
 /* Sorted ascending UIDs as a compact set "1:3,7". */
 void imap_append_uidset(struct buf *out, const uint32_t *uids, size_t count);
 /* The 0-based indexes of sel's messages the set names (by UID or by sequence
- * number); malloc'ed array. */
+ * number; "$" names the saved search result, RFC 5182); malloc'ed array. */
 size_t imap_seqset_select(const struct imap_selected *sel, const char *text, bool uid,
 			  size_t **idx_r, int *error_r);
+
+/* The index of the message with uid in sel, or -1. */
+long imap_selected_find_uid(const struct imap_selected *sel, uint32_t uid);
+/* Replaces sel's saved search result (SEARCHRES) with count UIDs, ascending. */
+void imap_selected_save(struct imap_selected *sel, const uint32_t *uids, size_t count);
 
 /* ---- flags ---- */
 /* Parses a flag list or a single flag into system flags and keywords (a
