@@ -6,7 +6,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CONF       ?= conf/example/warren.conf
 
-.PHONY: all deps build run test test-asan fuzz bench clean
+.PHONY: all deps build run test test-asan fuzz bench bench-store bench-deps bench-compare clean
 
 all: build
 
@@ -37,8 +37,19 @@ fuzz:
 	@scripts/deps.sh
 	@scripts/fuzz.sh
 
-bench: build
+# bench: the store bench, then Warren beside Postfix + Dovecot (bench/compare.py:
+# installs the peers with bench/deps.sh, runs as root, BENCH_SCALE=0.05 for a quick
+# check; docs/performance.md). Neither is part of `make test`.
+bench: bench-store bench-compare
+
+bench-store: build
 	@$(BUILD)/bench/store -s $(BENCH_SECONDS)
+
+bench-deps:
+	@bench/deps.sh
+
+bench-compare: build bench-deps
+	@BENCH_BUILD=$(BUILD) /usr/bin/python3 bench/compare.py
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
