@@ -273,9 +273,11 @@ static void command_line(struct imap_session *s, const char *data, size_t len)
 		command_done(s);
 		return;
 	}
+	uint64_t limit = literal_limit(s);
 	if (ret > 0 && lit.nonsync && lit.size > IMAP_LITERAL_MINUS_MAX &&
-	    s->conf->imap.literal_minus) {
-		/* RFC 7888 4: refuse it, and skip the literal the client sends anyway */
+	    lit.size <= limit && s->conf->imap.literal_minus) {
+		/* RFC 7888 4: refuse it, and skip the literal the client sends anyway
+		 * (one beyond what the command could carry at all ends the session) */
 		recover_tag(s, buf_data(&s->cmd), buf_len(&s->cmd));
 		command_reset(s);
 		log_info("%s: non-synchronizing literal of %llu bytes refused (LITERAL-) from [%s]",
@@ -286,7 +288,6 @@ static void command_line(struct imap_session *s, const char *data, size_t len)
 		s->mode = IMAP_INPUT_DISCARD;
 		return;
 	}
-	uint64_t limit = literal_limit(s);
 	if (ret < 0 || lit.size > limit || s->literal_total + lit.size > limit) {
 		recover_tag(s, buf_data(&s->cmd), buf_len(&s->cmd));
 		command_reset(s);

@@ -263,3 +263,24 @@ def test_literal_minus_too_big_nonsync_refused(minus):
     assert untagged == [f"* STATUS INBOX (MESSAGES {n_before + 1})"], untagged
     conn.close()
     assert "non-synchronizing literal of 5000 bytes refused (LITERAL-)" in minus.log()
+
+
+def test_literal_minus_beyond_any_limit_ends_the_session(minus):
+    # before login a command may carry 1 MB of literals: a non-synchronizing one
+    # announced beyond that cannot be skipped sensibly, so the session ends
+    conn = LineConn.open(minus, "imap")
+    assert conn.readline().startswith("* OK")
+    conn.send(b"c1 LOGIN {2000000+}\r\n")
+    line = conn.readline()
+    assert line.startswith("* BYE [TOOBIG]"), line
+    conn.close()
+    # a small oversized one before login is skipped like after it
+    conn = LineConn.open(minus, "imap")
+    assert conn.readline().startswith("* OK")
+    conn.send(b"c2 LOGIN {5000+}\r\n" + b"u" * 5000 + b" secret\r\n")
+    _, tagged = imap_read_tagged(conn, "c2")
+    assert tagged.startswith("c2 BAD [TOOBIG]"), tagged
+    conn.send(f"c3 LOGIN {ALICE} {PASSWORD}\r\n".encode())
+    _, tagged = imap_read_tagged(conn, "c3")
+    assert tagged.startswith("c3 OK"), tagged
+    conn.close()
