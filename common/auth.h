@@ -37,6 +37,9 @@ enum auth_result {
 	AUTH_OK,
 	AUTH_FAIL,       /* wrong password / unknown user */
 	AUTH_TEMPFAIL,   /* backend error or overload: try again later */
+	/* Only from service_login, after a right password (common/access.h): */
+	AUTH_DENIED,     /* an access rule refuses (client address, hours, dates) */
+	AUTH_DISABLED,   /* the protocol is switched off for the mailbox */
 };
 
 struct auth_check {

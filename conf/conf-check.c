@@ -569,6 +569,37 @@ static void check_tls_block(struct conf_load_ctx *ctx, const struct conf_tls *tl
 	check_file(ctx, tls->key_file, "tls key", file, line);
 }
 
+/* A domain's or mailbox's access { } block (common/access.h). */
+static void check_access(struct conf_load_ctx *ctx, const struct access_rules *r,
+			 const char *what, const char *file, int line)
+{
+	for (size_t k = 0; k < r->n_allow_networks + r->n_deny_networks; k++) {
+		bool allow = k < r->n_allow_networks;
+		const char *net = allow ? r->allow_networks[k] :
+			r->deny_networks[k - r->n_allow_networks];
+		if (!access_net_valid(net))
+			conf_error_at(ctx, file, line, "%s: access: %s: \"%s\" is not an address "
+				      "or network", what, allow ? "allow_networks" : "deny_networks",
+				      net);
+	}
+	for (size_t h = 0; h < r->n_hours; h++) {
+		const char *err;
+		if (access_hours_valid(r->hours[h], &err) < 0)
+			conf_error_at(ctx, file, line, "%s: access: hours: \"%s\": %s", what,
+				      r->hours[h], err);
+	}
+	int offset;
+	if (r->timezone != NULL && access_tz_offset(r->timezone, 0, &offset) < 0)
+		conf_error_at(ctx, file, line, "%s: access: timezone: \"%s\" is not a time zone "
+			      "in %s", what, r->timezone, ACCESS_ZONEINFO_DIR);
+	if (r->valid_from != NULL && !access_date_valid(r->valid_from))
+		conf_error_at(ctx, file, line, "%s: access: valid_from: \"%s\" is not "
+			      "YYYY-MM-DD or YYYY-MM-DD HH:MM", what, r->valid_from);
+	if (r->valid_until != NULL && !access_date_valid(r->valid_until))
+		conf_error_at(ctx, file, line, "%s: access: valid_until: \"%s\" is not "
+			      "YYYY-MM-DD or YYYY-MM-DD HH:MM", what, r->valid_until);
+}
+
 static void check_domain(struct conf_load_ctx *ctx, const struct warren_config *conf,
 			 const struct conf_domain *d, const struct conf_domain *prev)
 {
@@ -610,6 +641,14 @@ static void check_domain(struct conf_load_ctx *ctx, const struct warren_config *
 		check_alias(ctx, conf, d, &d->aliases[a]);
 	}
 	check_delivery_keys(ctx, conf, d);
+	char what[600];
+	snprintf(what, sizeof(what), "domain %s", d->name);
+	check_access(ctx, &d->access, what, d->file, d->line);
+	for (size_t m = 0; m < d->n_mailboxes; m++) {
+		const struct conf_mailbox *mb = &d->mailboxes[m];
+		snprintf(what, sizeof(what), "mailbox %s", mb->address);
+		check_access(ctx, &mb->access, what, mb->file, mb->line);
+	}
 }
 
 static void locate_tls(struct conf_load_ctx *ctx, cfg_t *parent, struct conf_tls *tls)
@@ -644,6 +683,8 @@ void conf_check(struct conf_load_ctx *ctx, cfg_t *root, struct warren_config *co
 		       conf->smtp.n_xclient_networks);
 	check_networks(ctx, root, "http", "metrics_allow", conf->http.metrics_allow,
 		       conf->http.n_metrics_allow);
+	check_networks(ctx, root, "security", "exempt_networks", conf->security.exempt_networks,
+		       conf->security.n_exempt_networks);
 	for (size_t i = 0; i < conf->n_domains; i++)
 		check_domain(ctx, conf, &conf->domains[i], i > 0 ? &conf->domains[i - 1] : NULL);
 	if (conf->default_domain != NULL && conf_find_domain(conf, conf->default_domain) == NULL)

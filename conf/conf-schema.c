@@ -201,6 +201,33 @@ static const struct conf_key_def imap_keys[] = {
 static const struct conf_section_def imap_section = {
 	"imap", 0, NULL, "IMAP sessions (imapd).", imap_keys };
 
+static const struct conf_key_def security_keys[] = {
+	K("max_ip_failures", KEY_INT, "20", 0, 1000000, CFG_OFF(security.max_ip_failures),
+	  "Failed logins (SMTP AUTH, IMAP, POP3, counted together in the store) from one "
+	  "client address within failure_window before the address is blocked for "
+	  "block_time; while blocked even right passwords fail. 0: never blocked."),
+	K("max_user_failures", KEY_INT, "50", 0, 1000000, CFG_OFF(security.max_user_failures),
+	  "Failed logins of one mailbox (from any address) within failure_window before "
+	  "logins to it are blocked for block_time. 0: never blocked."),
+	K("failure_window", KEY_DURATION, "10m", 1, 7 * 86400, CFG_OFF(security.failure_window_s),
+	  "How long failures are counted (a fixed window from the first failure)."),
+	K("block_time", KEY_DURATION, "15m", 1, 30 * 86400, CFG_OFF(security.block_time_s),
+	  "How long a block lasts (`warrenctl ban list|add|remove` shows and changes "
+	  "blocks)."),
+	K("exempt_networks", KEY_STRLIST, NULL, 0, 0, CFG_OFF(security.exempt_networks),
+	  "Client networks whose failures are neither counted nor blocked (a webmail "
+	  "or proxy host)."),
+	KEND
+};
+
+_Static_assert(offsetof(struct warren_config, security.n_exempt_networks) ==
+	       offsetof(struct warren_config, security.exempt_networks) + sizeof(void *),
+	       "strlist layout");
+
+static const struct conf_section_def security_section = {
+	"security", 0, NULL, "Brute-force protection of logins (docs/security.md).",
+	security_keys };
+
 static const struct conf_section_def log_section = {
 	"log", 0, NULL, "Logging.", log_keys };
 static const struct conf_section_def pop3_section = {
@@ -375,6 +402,56 @@ static const struct conf_key_def listener_keys[] = {
 	KEND
 };
 
+#define ACC_OFF(field) offsetof(struct access_rules, field)
+
+static const char *const switches[] = { "off", "on", NULL };
+
+_Static_assert(offsetof(struct access_rules, n_allow_networks) ==
+	       offsetof(struct access_rules, allow_networks) + sizeof(void *), "strlist layout");
+_Static_assert(offsetof(struct access_rules, n_deny_networks) ==
+	       offsetof(struct access_rules, deny_networks) + sizeof(void *), "strlist layout");
+_Static_assert(offsetof(struct access_rules, n_hours) ==
+	       offsetof(struct access_rules, hours) + sizeof(void *), "strlist layout");
+
+static const struct conf_key_def access_keys[] = {
+	K("allow_networks", KEY_STRLIST, NULL, 0, 0, ACC_OFF(allow_networks),
+	  "Client addresses or networks (\"192.0.2.0/24\", \"2001:db8::/32\") always let "
+	  "in, even when deny_networks matches too; without deny_networks in the same "
+	  "block only these may log in. An address a mailbox allows passes its "
+	  "domain's lists too."),
+	K("deny_networks", KEY_STRLIST, NULL, 0, 0, ACC_OFF(deny_networks),
+	  "Client addresses or networks refused (\"0.0.0.0/0\" and \"::/0\" with "
+	  "allow_networks for an allow-list with exceptions). The domain's apply to "
+	  "every mailbox that does not allow the address itself."),
+	KE("submission", NULL, switches, ACC_OFF(submission),
+	   "on or off: SMTP AUTH on submission listeners (sending mail). Unset: the "
+	   "domain's setting, else on."),
+	KE("imap", NULL, switches, ACC_OFF(imap),
+	   "on or off: IMAP logins. Unset: the domain's setting, else on."),
+	KE("pop3", NULL, switches, ACC_OFF(pop3),
+	   "on or off: POP3 logins. Unset: the domain's setting, else on."),
+	K("hours", KEY_STRLIST, NULL, 0, 0, ACC_OFF(hours),
+	  "Times logins are allowed, each \"[DAYS ]HH:MM-HH:MM\" with DAYS as Mon, "
+	  "Mon-Fri or Mon,Wed,Sat-Sun (\"Mon-Fri 07:00-19:00\", \"Sat 09:00-12:00\"); "
+	  "an end before the start runs past midnight. Unset: any time. A mailbox's "
+	  "list replaces the domain's."),
+	K("timezone", KEY_STR, NULL, 0, 0, ACC_OFF(timezone),
+	  "IANA time zone the hours and dates are read in (\"Europe/Berlin\"); unset: "
+	  "the mailbox's falls back to the domain's, then to the system's."),
+	K("valid_from", KEY_STR, NULL, 0, 0, ACC_OFF(valid_from),
+	  "No login before this date (\"YYYY-MM-DD\" or \"YYYY-MM-DD HH:MM\")."),
+	K("valid_until", KEY_STR, NULL, 0, 0, ACC_OFF(valid_until),
+	  "No login after this date (a date alone: through the end of that day; with "
+	  "HH:MM: before that minute)."),
+	KEND
+};
+
+static const struct conf_section_def access_section = {
+	"access", 0, NULL,
+	"Login rules (SMTP AUTH, IMAP, POP3) by client address, service and time, "
+	"checked after the password (docs/security.md). A mailbox's block refines its "
+	"domain's.", access_keys };
+
 static const struct conf_key_def mailbox_keys[] = {
 	K("password", KEY_HASH, NULL, 0, 0, MBX_OFF(password),
 	  "Password hash from `warrenctl passwd` (yescrypt; bcrypt and SHA-512-crypt are "
@@ -388,6 +465,7 @@ static const struct conf_key_def mailbox_keys[] = {
 	K("forward_keep_copy", KEY_BOOL, "false", 0, 0, MBX_OFF(forward_keep_copy),
 	  "With forward: also keep a copy in this mailbox."),
 	SUB("imap", &mailbox_imap_section, MBX_OFF(imap)),
+	SUB("access", &access_section, MBX_OFF(access)),
 	KEND
 };
 
@@ -436,6 +514,7 @@ static const struct conf_key_def domain_keys[] = {
 	  "DKIM private key in PEM: RSA (rsa-sha256) or Ed25519 (ed25519-sha256)."),
 	SUB("tls", &domain_tls_section, DOM_OFF(tls)),
 	SUB("imap", &domain_imap_section, DOM_OFF(imap)),
+	SUB("access", &access_section, DOM_OFF(access)),
 	SUB("mailbox", &mailbox_section, 0),
 	SUB("alias", &alias_section, 0),
 	KEND
@@ -462,6 +541,7 @@ static const struct conf_key_def root_keys[] = {
 	SUB("log", &log_section, 0),
 	SUB("dns", &dns_section, 0),
 	SUB("auth", &auth_section, 0),
+	SUB("security", &security_section, 0),
 	SUB("smtp", &smtp_section, 0),
 	SUB("queue", &queue_section, 0),
 	SUB("http", &http_section, 0),

@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/access.h"
+
 struct tls_server;
 
 enum conf_service {
@@ -115,6 +117,7 @@ struct conf_mailbox {
 	struct conf_mailbox_imap {   /* imapd: this user's folder names; NULL: the domain's */
 		const char *drafts, *sent, *trash, *junk, *archive;  /* "": not created */
 	} imap;
+	struct access_rules access;  /* login rules over the domain's (common/access.h) */
 	const struct conf_domain *domain;
 	const char *file;
 	int line;
@@ -153,6 +156,7 @@ struct conf_domain {
 		unsigned trash_retention_s;  /* trash messages older than this go; 0: kept */
 		unsigned junk_retention_s;   /* the same for the junk folder */
 	} imap;
+	struct access_rules access;  /* login rules of every mailbox (common/access.h) */
 	const char *file;
 	int line;
 };
@@ -196,6 +200,14 @@ struct warren_config {
 		unsigned failure_delay_ms;
 		unsigned failure_delay_max_ms;
 	} auth;
+	struct conf_security {           /* brute-force blocking (service/login.c) */
+		unsigned max_ip_failures;    /* failed logins from one address per window; 0: off */
+		unsigned max_user_failures;  /* failed logins of one mailbox per window; 0: off */
+		unsigned failure_window_s;
+		unsigned block_time_s;
+		const char *const *exempt_networks;  /* never counted nor blocked */
+		size_t n_exempt_networks;
+	} security;
 	struct conf_tls tls;
 	struct conf_smtp {
 		unsigned max_recipients;     /* RCPT per transaction */

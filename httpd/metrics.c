@@ -4,12 +4,14 @@
  * What is here is what httpd can learn without the mail daemons' help: the
  * configuration, the daemons the master runs (from /proc), connections open on
  * each listener (the kernel's TCP table: ESTABLISHED sockets on the listener's
- * port), the store's size on disk, and httpd's own requests. Counters kept
- * inside smtpd/imapd/pop3d (messages, deliveries, auth failures) and the queue
- * come later (docs/httpd.md).
+ * port), the store's size on disk, and httpd's own requests. The daemons'
+ * event counters (messages, deliveries, logins) come from the shared counter
+ * file state_dir/metrics (common/metrics.h), mapped read-only: httpd never
+ * opens the store.
  */
 #include "httpd/httpd.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -210,6 +212,68 @@ static void store_size(struct buf *out, const struct warren_config *conf)
 	pthread_mutex_unlock(&du_lock);
 }
 
+/* ---- the daemons' event counters (common/metrics.h) ---- */
+
+static void counters(struct buf *out, const struct warren_config *conf)
+{
+	struct metrics_snapshot m;
+	if (metrics_read(conf->state_dir, &m) < 0)
+		memset(&m, 0, sizeof(m));   /* no daemon has counted yet */
+	const uint64_t *v = m.values;
+	help(out, "warren_messages_received_total", "counter",
+	     "Messages smtpd accepted (250 after DATA), all smtpd processes.");
+	buf_printf(out, "warren_messages_received_total %llu\n",
+		   (unsigned long long)v[METRIC_SMTP_RECEIVED]);
+	static const struct {
+		const char *name, *help;
+		enum metric_counter local, smtp;
+	} totals[] = {
+		{ "warren_messages_delivered_total", "Recipients delivered (local mailboxes and "
+		  "outbound SMTP), as pflogsumm counts them.", METRIC_DELIVERY_LOCAL_SENT,
+		  METRIC_DELIVERY_SMTP_SENT },
+		{ "warren_messages_deferred_total", "Delivery attempts deferred (each retry counts).",
+		  METRIC_DELIVERY_LOCAL_DEFERRED, METRIC_DELIVERY_SMTP_DEFERRED },
+		{ "warren_messages_bounced_total", "Recipients bounced (failed for good).",
+		  METRIC_DELIVERY_LOCAL_BOUNCED, METRIC_DELIVERY_SMTP_BOUNCED },
+	};
+	for (size_t i = 0; i < sizeof(totals) / sizeof(totals[0]); i++) {
+		help(out, totals[i].name, "counter", totals[i].help);
+		buf_printf(out, "%s %llu\n", totals[i].name,
+			   (unsigned long long)(v[totals[i].local] + v[totals[i].smtp]));
+	}
+	static const struct {
+		const char *relay, *status;
+		enum metric_counter c;
+	} deliveries[] = {
+		{ "local", "sent", METRIC_DELIVERY_LOCAL_SENT },
+		{ "local", "deferred", METRIC_DELIVERY_LOCAL_DEFERRED },
+		{ "local", "bounced", METRIC_DELIVERY_LOCAL_BOUNCED },
+		{ "smtp", "sent", METRIC_DELIVERY_SMTP_SENT },
+		{ "smtp", "deferred", METRIC_DELIVERY_SMTP_DEFERRED },
+		{ "smtp", "bounced", METRIC_DELIVERY_SMTP_BOUNCED },
+	};
+	help(out, "warren_deliveries_total", "counter",
+	     "Delivery results by the daemon that made them and relay (local mailbox, outbound smtp).");
+	for (size_t i = 0; i < sizeof(deliveries) / sizeof(deliveries[0]); i++)
+		buf_printf(out, "warren_deliveries_total{daemon=\"smtpd\",relay=\"%s\",status=\"%s\"} "
+			   "%llu\n", deliveries[i].relay, deliveries[i].status,
+			   (unsigned long long)v[deliveries[i].c]);
+	help(out, "warren_notices_total", "counter",
+	     "Bounce, delay and success notices the queue sent back to senders.");
+	buf_printf(out, "warren_notices_total %llu\n", (unsigned long long)v[METRIC_NOTICES]);
+	static const char *const protocols[] = { "smtp", "imap", "pop3" };
+	static const enum metric_counter bases[] = { METRIC_AUTH_SMTP_SUCCESS,
+		METRIC_AUTH_IMAP_SUCCESS, METRIC_AUTH_POP3_SUCCESS };
+	static const char *const results[] = { "success", "failure", "refused", "tempfail" };
+	help(out, "warren_auth_total", "counter",
+	     "Logins by protocol and result (failure: wrong password or unknown user; refused: "
+	     "an access rule; tempfail: backend unavailable).");
+	for (size_t p = 0; p < 3; p++)
+		for (size_t r = 0; r < 4; r++)
+			buf_printf(out, "warren_auth_total{protocol=\"%s\",result=\"%s\"} %llu\n",
+				   protocols[p], results[r], (unsigned long long)v[bases[p] + r]);
+}
+
 /* ---- configuration and httpd itself ---- */
 
 static void config(struct buf *out, struct httpd *h, const struct warren_config *conf)
@@ -278,5 +342,6 @@ void httpd_metrics(struct http_request *req, struct http_reply *reply)
 	daemons(&reply->body);
 	connections(&reply->body, conf);
 	store_size(&reply->body, conf);
+	counters(&reply->body, conf);
 	requests(&reply->body, req->httpd);
 }

@@ -19,6 +19,13 @@ static void login_done(enum auth_result result, const struct conf_mailbox *mailb
 	case AUTH_FAIL:
 		imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed.");
 		break;
+	case AUTH_DENIED:      /* right password, refused by an access rule */
+		imap_tagged(s, "NO", "[AUTHORIZATIONFAILED] Access not allowed from this "
+			    "address or at this time.");
+		break;
+	case AUTH_DISABLED:
+		imap_tagged(s, "NO", "[CONTACTADMIN] IMAP access is disabled for this account.");
+		break;
 	default:
 		imap_tagged(s, "NO", "[UNAVAILABLE] Temporary authentication failure.");
 		break;

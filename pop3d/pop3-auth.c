@@ -20,6 +20,14 @@ static void login_done(enum auth_result result, const struct conf_mailbox *mailb
 		pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
 		pop3_err(s, "[AUTH] Authentication failed.");
 		break;
+	case AUTH_DENIED:      /* right password, refused by an access rule */
+		pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
+		pop3_err(s, "[AUTH] Access not allowed from this address or at this time.");
+		break;
+	case AUTH_DISABLED:
+		pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
+		pop3_err(s, "[AUTH] POP3 access is disabled for this account.");
+		break;
 	default:
 		pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
 		pop3_err(s, "[SYS/TEMP] Temporary authentication failure.");

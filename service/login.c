@@ -1,6 +1,7 @@
 /* login.c — maps a login name to its mailbox and its domain's password backend. */
 #include "service/service.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pool.h"
 
 #include <stdio.h>
@@ -25,6 +26,7 @@ static void login_done(enum auth_result result, void *ctx)
 		result = AUTH_FAIL;
 	char printable[300];
 	log_printable(printable, sizeof(printable), login->login, strlen(login->login));
+	metrics_count_auth(login->protocol, result == AUTH_OK ? 0 : result == AUTH_FAIL ? 1 : 3);
 	if (result == AUTH_OK)
 		log_info("%s login: user=<%s>, rip=%s", login->protocol, mailbox->address,
 			 login->client_ip);

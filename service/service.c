@@ -1,6 +1,7 @@
 /* service.c — start-up, listeners, reload and shutdown shared by the daemons. */
 #include "service/service.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/privs.h"
 #include "common/net.h"
 #include "common/pool.h"
@@ -354,6 +355,7 @@ int service_main(int argc, char **argv, const struct service_def *def)
 		return 1;
 	if (privs_drop(svc->conf->user, svc->conf->path) < 0)
 		return 1;
+	metrics_open(svc->conf->state_dir);    /* counters for httpd's /metrics */
 	/* under the master: do not outlive it (it would not be there to recover) */
 	if (getenv(SERVICE_LISTEN_FDS_ENV) != NULL)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -11,6 +11,7 @@
  */
 #include "smtpd/queue.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pool.h"
 
 #include <stdio.h>
@@ -47,6 +48,7 @@ static bool wants(const struct queue_rcpt *r, unsigned what)
 static void log_result(const struct qdelivery *d, const struct queue_rcpt *r,
 		       const char *status, int64_t now)
 {
+	metrics_count_delivery(r->remote, status);
 	/* as Postfix's smtp (or local, for notices stored here) logs it */
 	log_info_as(strcmp(r->remote, "local") == 0 ? "local" : "smtp",
 		 "%s: to=<%s>, relay=%s, delay=%lld, dsn=%s, status=%s (%s)", d->msg.id,
@@ -72,6 +74,7 @@ static int finish_work(void *arg)
 		struct store_body body = { f->dsn[k], f->dsn_len[k], NULL };
 		int ret = queue_add(store, NULL, &body, &b);
 		if (ret == 0) {
+			metrics_count(METRIC_NOTICES);
 			log_info_as("bounce", "%s: sender %s notification: %s", f->d->msg.id,
 				 k == 0 ? "non-delivery" : k == 1 ? "delay" : "delivery", b.id);
 			log_info_as("qmgr", "%s: from=<>, size=%zu, nrcpt=1 (queue active)", b.id,

@@ -29,6 +29,13 @@ static void auth_done(enum auth_result result, const struct conf_mailbox *mailbo
 			 net_conn_peer_ip(s->conn), s->sasl.mech == SASL_MECH_PLAIN ? "PLAIN" : "LOGIN");
 		smtp_reply(s, 535, "5.7.8 Error: authentication failed");
 		break;
+	case AUTH_DENIED:      /* right password, refused by an access rule */
+		smtp_reply(s, 535, "5.7.8 Error: authentication failed: access not allowed "
+			   "from this address or at this time");
+		break;
+	case AUTH_DISABLED:
+		smtp_reply(s, 550, "5.7.1 Error: sending mail is disabled for this account");
+		break;
 	default:
 		smtp_reply(s, 454, "4.7.0 Temporary authentication failure");
 		break;

@@ -5,6 +5,7 @@
 #include "smtpd/smtp-session.h"
 #include "smtpd/outbound.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pool.h"
 
 #include <errno.h>
@@ -124,6 +125,9 @@ static void log_deliveries(struct smtp_session *s, struct deliver_job *j, int re
 		if (strcasecmp(c->env_to, c->mailbox->address) != 0)
 			snprintf(orig, sizeof(orig), ", orig_to=<%s>", pe);
 		int r = result == STORE_OK ? j->rcpts[i].result : result;
+		metrics_count_delivery("local", r == STORE_OK ? "sent" :
+				       r == STORE_EQUOTA && s->conf->smtp.quota_permanent ?
+				       "bounced" : "deferred");
 		if (r == STORE_OK)
 			log_info_as("local", "%s: to=<%s>%s, relay=local, delay=%.2f, dsn=2.0.0, status=sent "
 				 "(delivered to mailbox%s)", t->queue_id, c->mailbox->address, orig,
@@ -153,6 +157,7 @@ static void queued_done(int result, const char *queue_id, void *ctx)
 	struct smtp_txn *t = s->txn;
 	if (result == STORE_OK) {
 		s->queued++;
+		metrics_count(METRIC_SMTP_RECEIVED);
 		smtp_reply(s, 250, "2.0.0 Ok: queued as %s", t->queue_id);
 	} else {
 		if (t->n_copies > 0)
@@ -211,6 +216,7 @@ static void deliver_done(void *arg, int result)
 		goto out;
 	} else if (result == STORE_OK && ok > 0) {
 		s->queued++;
+		metrics_count(METRIC_SMTP_RECEIVED);
 		smtp_reply(s, 250, "2.0.0 Ok: queued as %s", t->queue_id);
 		log_info_as("qmgr", "%s: removed", t->queue_id);
 	} else if (result == STORE_EQUOTA || (result == STORE_OK && ok == 0)) {

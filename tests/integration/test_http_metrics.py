@@ -164,3 +164,106 @@ def test_metrics_allow_must_be_networks(tmp_path):
                          r'address or network', out.stdout + out.stderr), out.stdout + out.stderr
     finally:
         inst.cleanup()
+
+
+def counter(samples, name, **labels):
+    return samples.get((name, frozenset(labels.items())), 0)
+
+
+def test_metrics_count_messages_and_logins(suite):
+    """The daemons' counters (state_dir/metrics, shared by every process) after
+    real SMTP, IMAP and POP3 sessions: what Prometheus scrapes moves by exactly
+    what was done."""
+    import base64
+    import imaplib
+    import poplib
+    import smtplib
+    from warren import client_context
+    before = parse(get(suite)[1])
+    # one message to an alias with two members: received once, delivered twice
+    with smtplib.SMTP(suite.address, suite.port("smtp"), timeout=15) as s:
+        s.sendmail("someone@example.net", ["info@example.test"],
+                   b"Subject: counted\r\n\r\nhello\r\n")
+    # logins: SMTP AUTH (one good, one wrong), IMAP (good, wrong x2), POP3 (good, wrong)
+    with smtplib.SMTP(suite.address, suite.port("submission"), timeout=15) as s:
+        s.starttls(context=client_context())
+        s.login("alice@example.test", "secret")
+    with smtplib.SMTP(suite.address, suite.port("submission"), timeout=15) as s:
+        s.starttls(context=client_context())
+        s.ehlo()
+        # one AUTH command (smtplib's login() would try every mechanism in turn)
+        code, _ = s.docmd("AUTH", "PLAIN " + base64.b64encode(
+            b"\0alice@example.test\0wrong").decode())
+        assert code == 535
+    m = imaplib.IMAP4_SSL(suite.address, suite.port("imaps"), ssl_context=client_context(),
+                          timeout=15)
+    m.login("bob@example.test", "secret")
+    m.logout()
+    for user in ("bob@example.test", "nosuch@example.test"):
+        m = imaplib.IMAP4_SSL(suite.address, suite.port("imaps"),
+                              ssl_context=client_context(), timeout=15)
+        with pytest.raises(imaplib.IMAP4.error):
+            m.login(user, "wrong")
+        m.logout()
+    p = poplib.POP3_SSL(suite.address, suite.port("pop3s"), context=client_context(),
+                        timeout=15)
+    p.user("carol@example.org")
+    p.pass_("secret")
+    p.quit()
+    p = poplib.POP3_SSL(suite.address, suite.port("pop3s"), context=client_context(),
+                        timeout=15)
+    p.user("carol@example.org")
+    with pytest.raises(poplib.error_proto):
+        p.pass_("wrong")
+    p.close()
+
+    after = parse(get(suite)[1])
+
+    def delta(name, **labels):
+        return counter(after, name, **labels) - counter(before, name, **labels)
+
+    assert delta("warren_messages_received_total") == 1
+    assert delta("warren_messages_delivered_total") == 2
+    assert delta("warren_deliveries_total", daemon="smtpd", relay="local", status="sent") == 2
+    assert delta("warren_messages_bounced_total") == 0
+    assert delta("warren_auth_total", protocol="smtp", result="success") == 1
+    assert delta("warren_auth_total", protocol="smtp", result="failure") == 1
+    assert delta("warren_auth_total", protocol="imap", result="success") == 1
+    assert delta("warren_auth_total", protocol="imap", result="failure") == 2
+    assert delta("warren_auth_total", protocol="pop3", result="success") == 1
+    assert delta("warren_auth_total", protocol="pop3", result="failure") == 1
+    for name in ("warren_messages_received_total", "warren_auth_total",
+                 "warren_deliveries_total", "warren_notices_total"):
+        assert f"# TYPE {name} counter" in get(suite)[1]
+
+
+def test_metrics_counters_survive_a_daemon_restart(suite):
+    """The counters live in a file, not in a process: a restarted smtpd goes on
+    from where the dead one was."""
+    import os
+    import signal
+    import smtplib
+    before = counter(parse(get(suite)[1]), "warren_messages_received_total")
+    assert before >= 1
+    old = suite.children()["smtpd"]
+    os.kill(old, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        new = suite.children().get("smtpd")
+        if new not in (None, old):
+            break
+        time.sleep(0.1)
+    from warren import wait_port
+    assert wait_port(suite.address, suite.port("smtp"))
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with smtplib.SMTP(suite.address, suite.port("smtp"), timeout=15) as s:
+                s.sendmail("someone@example.net", ["bob@example.test"], b"Subject: x\r\n\r\ny\r\n")
+            break
+        except (smtplib.SMTPException, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    after = counter(parse(get(suite)[1]), "warren_messages_received_total")
+    assert after == before + 1

@@ -5,6 +5,7 @@ that were sent."""
 
 import os
 import re
+import urllib.request
 import shutil
 import smtplib
 import subprocess
@@ -18,7 +19,7 @@ from protocols import start_instance
 
 PFLOGSUMM = "/usr/sbin/pflogsumm"
 SINK = "/usr/sbin/smtp-sink"
-LISTENERS = {"smtp": ("smtp", "starttls")}
+LISTENERS = {"smtp": ("smtp", "starttls"), "http": ("http", "none")}
 
 
 def domains(sink_port, dead_port):
@@ -120,3 +121,18 @@ def test_pflogsumm_counts(session):
     assert "nosuch@example.test" in rejects and "ghost@example.test" in rejects
     # every delivery had its sender and size line (none "with no size data")
     assert "no size data" not in report, report
+
+    # httpd's /metrics, counted by the daemons themselves, says the same
+    with urllib.request.urlopen(f"http://{inst.address}:{inst.port('http')}/metrics",
+                                timeout=10) as resp:
+        text = resp.read().decode()
+    metrics = dict(re.findall(r"^(warren_\S+) (\d+)$", text, re.M))
+    assert metrics["warren_messages_received_total"] == "5", text
+    assert metrics["warren_messages_delivered_total"] == "5", text
+    assert metrics["warren_messages_bounced_total"] == "1", text
+    assert metrics['warren_deliveries_total{daemon="smtpd",relay="smtp",status="bounced"}'] == "1"
+    assert metrics['warren_deliveries_total{daemon="smtpd",relay="local",status="sent"}'] == "5"
+    assert metrics["warren_notices_total"] == "1"
+    deferrals = int(re.search(r"deferred\s+\((\d+)\s+deferrals\)", report).group(1))
+    # the queue may have retried once more between pflogsumm's read and the scrape
+    assert int(metrics["warren_messages_deferred_total"]) >= deferrals >= 1
