@@ -24,6 +24,7 @@
 #include "service/service.h"
 #include "common/access.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pool.h"
 #include "storage/kv.h"
 
@@ -90,6 +91,8 @@ static void finish(struct service_login *login, enum auth_result result)
 		result = AUTH_FAIL;
 	char printable[300];
 	printable_login(login, printable, sizeof(printable));
+	metrics_count_auth(login->protocol, result == AUTH_OK ? 0 : result == AUTH_FAIL ? 1 :
+			   result == AUTH_TEMPFAIL ? 3 : 2);
 	switch (result) {
 	case AUTH_OK:
 		log_info("%s login: user=<%s>, rip=%s", login->protocol, mailbox->address,
