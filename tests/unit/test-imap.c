@@ -173,6 +173,36 @@ static void test_seqset_select(void **state)
 	free(idx);
 }
 
+/* SEARCHRES: "$" names the saved UIDs still in the mailbox, in order, by UID and by
+ * sequence number alike; an empty result names nothing without an error. */
+static void test_seqset_saved(void **state)
+{
+	struct imap_msg msgs[3] = { { .uid = 4 }, { .uid = 7 }, { .uid = 9 } };
+	struct imap_selected sel = { .msgs = msgs, .count = 3 };
+	size_t *idx;
+	int err;
+	assert_int_equal(imap_seqset_select(&sel, "$", false, &idx, &err), 0);
+	assert_int_equal(err, 0);
+	free(idx);
+	const uint32_t saved[] = { 2, 4, 8, 9 };     /* 2 and 8: expunged since */
+	imap_selected_save(&sel, saved, 4);
+	assert_int_equal(sel.n_saved, 4);
+	for (int uid = 0; uid < 2; uid++) {
+		assert_int_equal(imap_seqset_select(&sel, "$", uid, &idx, &err), 2);
+		assert_int_equal(err, 0);
+		assert_int_equal(idx[0], 0);
+		assert_int_equal(idx[1], 2);
+		free(idx);
+	}
+	assert_int_equal(imap_selected_find_uid(&sel, 7), 1);
+	assert_int_equal(imap_selected_find_uid(&sel, 8), -1);
+	assert_true(imap_seqset_valid("$"));
+	assert_false(imap_seqset_valid("$,1"));
+	imap_selected_save(&sel, NULL, 0);
+	assert_null(sel.saved);
+	assert_int_equal(sel.n_saved, 0);
+}
+
 /* ---- flags, dates, strings ---- */
 
 static void test_flags(void **state)
@@ -247,6 +277,7 @@ int main(void)
 		cmocka_unit_test(test_utf7),
 		cmocka_unit_test(test_seqset),
 		cmocka_unit_test(test_seqset_select),
+		cmocka_unit_test(test_seqset_saved),
 		cmocka_unit_test(test_flags),
 		cmocka_unit_test(test_dates),
 		cmocka_unit_test(test_strings),
