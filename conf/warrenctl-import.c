@@ -39,7 +39,8 @@
 #define IMPORT_FILES_MAX 1000000
 /* Depth of folders below an mbox directory walked at most. */
 #define IMPORT_DEPTH_MAX 16
-/* Longest header line of an mbox message examined for flags. */
+/* Pieces mbox lines are read in (a longer line is several pieces); status
+ * headers longer than this are left in the message. */
 #define IMPORT_LINE_MAX 8192
 
 struct import {
@@ -401,20 +402,45 @@ static bool take_status_header(struct mbox_msg *m, const char *line)
 		header_is(line, "X-IMAP");
 }
 
-static int mbox_line(struct mbox_msg *m, const char *line, size_t len)
+/* One piece of a line: the whole line (eol) or IMPORT_LINE_MAX bytes of a longer
+ * one; at_start when it begins the line. Status headers are only taken from
+ * whole lines, quoting only undone at a line's start. */
+static int mbox_piece(struct mbox_msg *m, const char *line, size_t len, bool at_start,
+		      bool eol)
 {
-	if (m->in_headers) {
-		if (len == 0 || line[0] == '\n' || (line[0] == '\r' && len > 1 && line[1] == '\n'))
+	if (m->in_headers && at_start) {
+		if (line[0] == '\n' || (line[0] == '\r' && len > 1 && line[1] == '\n'))
 			m->in_headers = false;
-		else if (len < IMPORT_LINE_MAX && (line[0] != ' ' && line[0] != '\t') &&
-			 take_status_header(m, line))
+		else if (eol && line[0] != ' ' && line[0] != '\t' && take_status_header(m, line))
 			return 0;
 	}
 	/* mboxrd: ">From ", ">>From " ... lose one '>' */
-	size_t q = strspn(line, ">");
-	if (q > 0 && q < len && strncmp(line + q, "From ", 5) == 0)
-		line++, len--;
+	if (at_start) {
+		size_t q = 0;
+		while (q < len && line[q] == '>')
+			q++;
+		if (q > 0 && len - q >= 5 && memcmp(line + q, "From ", 5) == 0)
+			line++, len--;
+	}
 	return mailfmt_buf_add_crlf(&m->text, line, len);
+}
+
+/* Reads up to size bytes, ending after a newline; *eol when it did. -1 at the
+ * end of the file. NUL bytes are kept (the length is returned). */
+static ssize_t read_piece(FILE *fp, char *buf, size_t size, bool *eol)
+{
+	size_t n = 0;
+	int c = 0;
+	*eol = false;
+	while (n < size && (c = getc_unlocked(fp)) != EOF) {
+		buf[n++] = (char)c;
+		if (c == '\n') {
+			*eol = true;
+			break;
+		}
+	}
+	buf[n] = '\0';
+	return n == 0 ? -1 : (ssize_t)n;
 }
 
 static int mbox_start(struct mbox_msg *m, const char *from_line, unsigned long lineno,
@@ -457,22 +483,29 @@ static int import_mbox_file(struct import *im, const char *file, const char *fol
 		return -1;
 	}
 	struct stat st;
-	fstat(fileno(fp), &st);
-	char *line = NULL;
-	size_t cap = 0;
+	int64_t fallback = fstat(fileno(fp), &st) == 0 ? (int64_t)st.st_mtime : 0;
+	char piece[IMPORT_LINE_MAX + 1];
 	ssize_t len;
 	unsigned long lineno = 0;
-	bool have = false, prev_empty = true, too_big = false;
+	bool have = false, prev_empty = true, too_big = false, at_start = true, eol;
+	bool in_from_line = false;
 	struct mbox_msg m = { .text = { .max = (size_t)im->max_size * 2 + 2 } };
 	int ret = 0;
-	/* getline: lines are bounded by the message limit below (a longer line makes
-	 * the message too big and it is skipped) */
-	while (ret == 0 && (len = getline(&line, &cap, fp)) > 0) {
-		lineno++;
-		if (prev_empty && strncmp(line, "From ", 5) == 0) {
+	/* lines are read in pieces of at most IMPORT_LINE_MAX bytes: memory stays
+	 * bounded by the message size limit whatever the file holds */
+	while (ret == 0 && (len = read_piece(fp, piece, IMPORT_LINE_MAX, &eol)) > 0) {
+		bool start = at_start;
+		at_start = eol;
+		if (start)
+			lineno++;
+		else if (in_from_line)
+			continue;        /* the rest of an overlong "From " line */
+		in_from_line = false;
+		if (start && prev_empty && len >= 5 && memcmp(piece, "From ", 5) == 0) {
 			if (have && !too_big)
 				ret = mbox_finish(im, folder, file, &m);
-			mbox_start(&m, line, lineno, (int64_t)st.st_mtime);
+			mbox_start(&m, piece, lineno, fallback);
+			in_from_line = !eol;
 			have = true;
 			too_big = false;
 			prev_empty = false;
@@ -484,30 +517,28 @@ static int import_mbox_file(struct import *im, const char *file, const char *fol
 			ret = -1;
 			break;
 		}
-		prev_empty = line[0] == '\n' || (line[0] == '\r' && line[1] == '\n');
+		if (start)
+			prev_empty = eol && (piece[0] == '\n' || (piece[0] == '\r' && piece[1] == '\n'));
+		else
+			prev_empty = false;
 		if (too_big)
 			continue;
-		if (mbox_line(&m, line, (size_t)len) < 0 || m.text.len > im->max_size) {
+		if (mbox_piece(&m, piece, (size_t)len, start, eol) < 0 ||
+		    m.text.len > im->max_size) {
 			fprintf(stderr, "warrenctl import: %s: message at line %lu: not imported: "
 				"larger than the message size limit\n", file, m.line);
 			im->failed++;
 			too_big = true;
-		}
-		if ((size_t)len > im->max_size && cap > 65536) {
-			free(line);      /* do not keep a huge line buffer around */
-			line = NULL;
-			cap = 0;
 		}
 	}
 	if (ret == 0 && ferror(fp)) {
 		fprintf(stderr, "warrenctl import: %s: %s\n", file, strerror(errno));
 		ret = -1;
 	}
-	if (ret == 0 && !have && lineno == 0)
+	if (ret == 0 && !have)
 		fprintf(stderr, "warrenctl import: %s: empty (no messages)\n", file);
 	if (ret == 0 && have && !too_big)
 		ret = mbox_finish(im, folder, file, &m);
-	free(line);
 	mailfmt_buf_free(&m.text);
 	fclose(fp);
 	return ret;

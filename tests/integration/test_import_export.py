@@ -297,6 +297,22 @@ def test_refuses_malformed_input(suite):
     write(os.path.join(d, "garbage"), os.urandom(4096))
     r = ctl(suite, "import", "dave@example.test", "--mbox", os.path.join(d, "garbage"))
     assert r.returncode == 1 and "is not an mbox file" in r.stderr
+    # an mbox with a 3 MB line without a newline, NUL bytes and a long From line:
+    # bounded reading, one message imported, the other refused for its size
+    write(os.path.join(d, "odd.mbox"),
+          b"From x@y Mon Nov 13 10:00:00 2023" + b" pad" * 5000 + b"\n"
+          b"Subject: nul\n\na\0b\n\n"
+          b"From x@y Mon Nov 13 10:00:01 2023\nSubject: long\n\n" + b"z" * 3000000)
+    r = ctl(suite, "import", "erin@example.test", "--mbox", os.path.join(d, "odd.mbox"),
+            "--folder", "Odd")
+    assert r.returncode == 1 and "message at line 6: not imported: larger than" in r.stderr
+    assert "imported 1 message " in r.stdout
+    m = imap(suite, "erin")
+    typ, data = m.select("Odd", readonly=True)
+    assert typ == "OK" and int(data[0]) == 1
+    typ, data = m.fetch("1", "(BODY.PEEK[])")
+    assert data[0][1] == b"Subject: nul\r\n\r\na\0b\r\n"
+    m.logout()
     # no such user, no format, a file that does not exist
     r = ctl(suite, "import", "nobody@example.test", "--mbox", os.path.join(d, "notmbox"))
     assert r.returncode == 1 and "no mailbox nobody@example.test" in r.stderr
