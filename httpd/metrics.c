@@ -15,16 +15,20 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How long a measured store size is reused (walking a big blob tree costs). */
 #define METRICS_STORE_CACHE_S 30
+/* Queue files looked at per scrape at most (the count says "at least" beyond). */
+#define METRICS_QUEUE_SCAN_MAX 100000
 
 static void help(struct buf *out, const char *name, const char *type, const char *text)
 {
@@ -212,6 +216,39 @@ static void store_size(struct buf *out, const struct warren_config *conf)
 	pthread_mutex_unlock(&du_lock);
 }
 
+/* ---- the outbound queue, from its body files (state_dir/queue/ID) ---- */
+
+static void queue_stats(struct buf *out, const struct warren_config *conf)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/queue", conf->state_dir);
+	DIR *dir = opendir(path);
+	unsigned long n = 0;
+	time_t oldest = 0, now = time(NULL);
+	if (dir != NULL) {
+		struct dirent *de;
+		while (n < METRICS_QUEUE_SCAN_MAX && (de = readdir(dir)) != NULL) {
+			struct stat st;
+			/* ".tmp-ID": a body being written, not queued yet */
+			if (de->d_name[0] == '.' ||
+			    fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !S_ISREG(st.st_mode))
+				continue;
+			n++;
+			if (oldest == 0 || st.st_mtime < oldest)
+				oldest = st.st_mtime;
+		}
+		closedir(dir);
+	}
+	help(out, "warren_queue_messages", "gauge",
+	     "Messages in the outbound queue (held ones included), from its body files.");
+	buf_printf(out, "warren_queue_messages %lu\n", n);
+	help(out, "warren_queue_oldest_message_age_seconds", "gauge",
+	     "Age of the oldest message in the outbound queue; 0 when it is empty.");
+	buf_printf(out, "warren_queue_oldest_message_age_seconds %lld\n",
+		   n > 0 && now > oldest ? (long long)(now - oldest) : 0LL);
+}
+
 /* ---- the daemons' event counters (common/metrics.h) ---- */
 
 static void counters(struct buf *out, const struct warren_config *conf)
@@ -343,5 +380,6 @@ void httpd_metrics(struct http_request *req, struct http_reply *reply)
 	connections(&reply->body, conf);
 	store_size(&reply->body, conf);
 	counters(&reply->body, conf);
+	queue_stats(&reply->body, conf);
 	requests(&reply->body, req->httpd);
 }

@@ -226,6 +226,9 @@ def test_metrics_count_messages_and_logins(suite):
     assert delta("warren_messages_delivered_total") == 2
     assert delta("warren_deliveries_total", daemon="smtpd", relay="local", status="sent") == 2
     assert delta("warren_messages_bounced_total") == 0
+    # local mail never enters the outbound queue
+    assert counter(after, "warren_queue_messages") == 0
+    assert counter(after, "warren_queue_oldest_message_age_seconds") == 0
     assert delta("warren_auth_total", protocol="smtp", result="success") == 1
     assert delta("warren_auth_total", protocol="smtp", result="failure") == 1
     assert delta("warren_auth_total", protocol="imap", result="success") == 1

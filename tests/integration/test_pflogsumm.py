@@ -133,6 +133,9 @@ def test_pflogsumm_counts(session):
     assert metrics['warren_deliveries_total{daemon="smtpd",relay="smtp",status="bounced"}'] == "1"
     assert metrics['warren_deliveries_total{daemon="smtpd",relay="local",status="sent"}'] == "5"
     assert metrics["warren_notices_total"] == "1"
+    # the deferred message waits in the queue
+    assert metrics["warren_queue_messages"] == "1", text
+    assert 0 <= int(metrics["warren_queue_oldest_message_age_seconds"]) < 120
     deferrals = int(re.search(r"deferred\s+\((\d+)\s+deferrals\)", report).group(1))
     # the queue may have retried once more between pflogsumm's read and the scrape
     assert int(metrics["warren_messages_deferred_total"]) >= deferrals >= 1
