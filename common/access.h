@@ -41,10 +41,10 @@ enum access_service {
 	ACCESS_POP3,
 };
 
-enum access_switch {
-	ACCESS_INHERIT = -1, /* not written: the domain's, else on */
+enum access_switch {      /* the values of the config's off | on | inherit */
 	ACCESS_OFF = 0,
 	ACCESS_ON = 1,
+	ACCESS_INHERIT = 2,  /* the default: the domain's, else on */
 };
 
 struct access_rules {

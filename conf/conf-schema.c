@@ -404,7 +404,7 @@ static const struct conf_key_def listener_keys[] = {
 
 #define ACC_OFF(field) offsetof(struct access_rules, field)
 
-static const char *const switches[] = { "off", "on", NULL };
+static const char *const switches[] = { "off", "on", "inherit", NULL };  /* enum access_switch */
 
 _Static_assert(offsetof(struct access_rules, n_allow_networks) ==
 	       offsetof(struct access_rules, allow_networks) + sizeof(void *), "strlist layout");
@@ -423,13 +423,15 @@ static const struct conf_key_def access_keys[] = {
 	  "Client addresses or networks refused (\"0.0.0.0/0\" and \"::/0\" with "
 	  "allow_networks for an allow-list with exceptions). The domain's apply to "
 	  "every mailbox that does not allow the address itself."),
-	KE("submission", NULL, switches, ACC_OFF(submission),
-	   "on or off: SMTP AUTH on submission listeners (sending mail). Unset: the "
-	   "domain's setting, else on."),
-	KE("imap", NULL, switches, ACC_OFF(imap),
-	   "on or off: IMAP logins. Unset: the domain's setting, else on."),
-	KE("pop3", NULL, switches, ACC_OFF(pop3),
-	   "on or off: POP3 logins. Unset: the domain's setting, else on."),
+	KE("submission", "inherit", switches, ACC_OFF(submission),
+	   "SMTP AUTH on submission listeners (sending mail): on, off, or inherit (a "
+	   "mailbox: the domain's setting; a domain: on)."),
+	KE("imap", "inherit", switches, ACC_OFF(imap),
+	   "IMAP logins: on, off, or inherit (a mailbox: the domain's setting; a "
+	   "domain: on)."),
+	KE("pop3", "inherit", switches, ACC_OFF(pop3),
+	   "POP3 logins: on, off, or inherit (a mailbox: the domain's setting; a "
+	   "domain: on)."),
 	K("hours", KEY_STRLIST, NULL, 0, 0, ACC_OFF(hours),
 	  "Times logins are allowed, each \"[DAYS ]HH:MM-HH:MM\" with DAYS as Mon, "
 	  "Mon-Fri or Mon,Wed,Sat-Sun (\"Mon-Fri 07:00-19:00\", \"Sat 09:00-12:00\"); "

@@ -281,7 +281,7 @@ def test_bad_rules_are_config_errors(tmp_path):
     conf.write_text('state_dir = "state"\ndomain "example.test" {\n'
                     '    mailbox alice { access { pop3 = maybe } }\n}\n')
     r = warrenctl("-c", str(conf), "check")
-    assert r.returncode == 1 and 'pop3: "maybe" is not one of off, on' in r.stderr
+    assert r.returncode == 1 and 'pop3: "maybe" is not one of off, on, inherit' in r.stderr
 
 
 # ---- brute force ------------------------------------------------------------------------
