@@ -4,6 +4,8 @@
  * the policy verdicts, queued as, each delivery (sent, deferred, bounced) and
  * the notices it caused, with times, then one summary line per message.
  *
+ * --since/--until keep only the lines in that time range (every pass).
+ *
  * Three passes over the file: the first finds the queue ids the query names
  * (directly, by message-id=, or by from=/to=/orig_to=) and the notices they
  * caused ("sender non-delivery notification: ID"), the second the sessions
@@ -24,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define TRACK_DEFAULT_LOG "/var/log/mail.log"
 /* Queue and session ids followed at most. */
@@ -56,6 +59,8 @@ struct track {
 	struct track_id *ids;
 	size_t n_ids;
 	bool full;                   /* TRACK_IDS_MAX reached */
+	time_t since, until;         /* --since/--until; 0: open */
+	time_t now;
 	bool json;
 	unsigned long events;
 };
@@ -115,6 +120,62 @@ static int parse_line(char *s, struct line *l)
 	l->id[n] = '\0';
 	l->text = p + n + 2;
 	return 0;
+}
+
+/* A log line's time as a local time: "Dec  1 21:23:13" (the year is this one,
+ * or the last one for a date ahead of now) or "2026-12-01 21:23:13". */
+static time_t line_time(const struct track *t, const char *s)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_isdst = -1;
+	if (s[0] >= '0' && s[0] <= '9') {
+		if (strptime(s, "%Y-%m-%d %H:%M:%S", &tm) == NULL)
+			return 0;
+		return mktime(&tm);
+	}
+	if (strptime(s, "%b %e %H:%M:%S", &tm) == NULL)
+		return 0;
+	struct tm now;
+	localtime_r(&t->now, &now);
+	tm.tm_year = now.tm_year;
+	time_t v = mktime(&tm);
+	if (v > t->now + 86400) {
+		tm.tm_year--;
+		tm.tm_isdst = -1;
+		v = mktime(&tm);
+	}
+	return v;
+}
+
+/* --since/--until: "YYYY-MM-DD HH:MM[:SS]", "YYYY-MM-DD" or "HH:MM[:SS]" (today). */
+static int parse_when(const char *s, time_t now, time_t *t_r)
+{
+	static const char *const layouts[] = {
+		"%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d",
+		"%H:%M:%S", "%H:%M",
+	};
+	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
+		struct tm tm;
+		memset(&tm, 0, sizeof(tm));
+		if (layouts[i][1] == 'H')
+			localtime_r(&now, &tm);     /* today */
+		const char *end = strptime(s, layouts[i], &tm);
+		if (end == NULL || *end != '\0')
+			continue;
+		tm.tm_isdst = -1;
+		*t_r = mktime(&tm);
+		return *t_r == (time_t)-1 ? -1 : 0;
+	}
+	return -1;
+}
+
+static bool in_range(const struct track *t, const struct line *l)
+{
+	if (t->since == 0 && t->until == 0)
+		return true;
+	time_t v = line_time(t, l->time);
+	return v != 0 && (t->since == 0 || v >= t->since) && (t->until == 0 || v <= t->until);
 }
 
 static struct track_id *find_id(struct track *t, const char *id)
@@ -332,7 +393,7 @@ static int each_line(FILE *fp, struct track *t, void (*fn)(struct track *t, cons
 			continue;
 		}
 		struct line l;
-		if (parse_line(buf, &l) == 0)
+		if (parse_line(buf, &l) == 0 && in_range(t, &l))
 			fn(t, &l);
 	}
 	return ferror(fp) ? -1 : 0;
@@ -384,7 +445,8 @@ static void summary(const struct track *t)
 int ctl_cmd_track(struct ctl_options *opts, int argc, char **argv)
 {
 	if (argc != 1 || argv[0][0] == '\0') {
-		fprintf(stderr, "usage: warrenctl track [--log FILE] QUEUEID|MESSAGE-ID|ADDRESS\n");
+		fprintf(stderr, "usage: warrenctl track [--log FILE] [--since TIME] [--until TIME] "
+			"QUEUEID|MESSAGE-ID|ADDRESS\n");
 		return 2;
 	}
 	char query[TRACK_ADDR_LEN];
@@ -398,6 +460,13 @@ int ctl_cmd_track(struct ctl_options *opts, int argc, char **argv)
 	}
 	memcpy(query, q, len);
 	query[len] = '\0';
+	struct track t = { .query = query, .json = opts->json, .now = time(NULL) };
+	if ((opts->since != NULL && parse_when(opts->since, t.now, &t.since) < 0) ||
+	    (opts->until != NULL && parse_when(opts->until, t.now, &t.until) < 0)) {
+		fprintf(stderr, "warrenctl track: a time is \"YYYY-MM-DD[ HH:MM[:SS]]\" or "
+			"\"HH:MM[:SS]\" (today)\n");
+		return 2;
+	}
 	const char *path = opts->log_file != NULL ? opts->log_file : TRACK_DEFAULT_LOG;
 	FILE *fp = fopen(path, "r");
 	if (fp == NULL) {
@@ -405,7 +474,6 @@ int ctl_cmd_track(struct ctl_options *opts, int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	struct track t = { .query = query, .json = opts->json };
 	int ret = each_line(fp, &t, pass1_line);
 	if (ret == 0) {
 		rewind(fp);

@@ -81,9 +81,10 @@ static const struct ctl_command commands[] = {
 	{ "export", ctl_cmd_export, "export USER DIR --maildir|--mbox",
 	  "Write every folder of the user into the new or empty DIR as a Maildir++ "
 	  "or as one NAME.mbox per folder, flags and dates kept." },
-	{ "track", ctl_cmd_track, "track [--log FILE] QUEUEID|MESSAGE-ID|ADDRESS",
+	{ "track", ctl_cmd_track, "track [--log FILE] [--since T] [--until T] QUEUEID|MESSAGE-ID|ADDRESS",
 	  "Follow messages through the log (default /var/log/mail.log): received from, "
-	  "queued as, delivered, deferred or bounced, with times." },
+	  "queued as, delivered, deferred or bounced, with times. T: \"YYYY-MM-DD[ HH:MM[:SS]]\" "
+	  "or \"HH:MM[:SS]\" (today)." },
 	{ "ban", ctl_cmd_ban, "ban list",
 	  "Client addresses and mailboxes blocked after failed logins (security { })." },
 	{ "ban", ctl_cmd_ban, "ban add IP|ADDRESS [DURATION]",
@@ -104,7 +105,7 @@ static void usage(FILE *out)
 		fprintf(out, "  %-24s %s\n", commands[i].usage, commands[i].help);
 	fprintf(out, "\nOptions: -c, --config FILE; --json (machine-readable output); "
 		     "--repair (store verify);\n  --maildir, --mbox, --folder NAME (import, "
-		     "export); --log FILE (track).\n");
+		     "export); --log FILE, --since T, --until T (track).\n");
 	fprintf(out, "\nThe configuration is -c FILE, else $WARREN_CONF, else %s.\n"
 		     "Exit status: 0 success, 1 failure, 2 usage error.\n", DEFAULT_CONFIG);
 }
@@ -249,6 +250,8 @@ int main(int argc, char **argv)
 		{ "mbox", no_argument, NULL, 'B' },
 		{ "folder", required_argument, NULL, 'F' },
 		{ "log", required_argument, NULL, 'L' },
+		{ "since", required_argument, NULL, 'S' },
+		{ "until", required_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -281,6 +284,8 @@ int main(int argc, char **argv)
 		case 'B': opts.format = CTL_FORMAT_MBOX; break;
 		case 'F': opts.folder = optarg; break;
 		case 'L': opts.log_file = optarg; break;
+		case 'S': opts.since = optarg; break;
+		case 'U': opts.until = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -17,6 +17,8 @@ struct ctl_options {
 	enum ctl_format format;
 	const char *folder;     /* import --folder NAME */
 	const char *log_file;   /* track --log FILE */
+	const char *since;      /* track --since TIME */
+	const char *until;      /* track --until TIME */
 };
 
 /* `warrenctl store verify|backup` (warrenctl-store.c). */

@@ -148,3 +148,33 @@ def test_track_nothing_found_and_bad_input(suite, tmp_path):
                      b"Dec  1 10:00:00 h warren/smtpd[1]: ABC123: client=x[1.2.3.4]\n")
     r = warrenctl("-c", suite.config_path, "track", "--log", str(junk), "ABC123")
     assert r.returncode == 0 and "client=x[1.2.3.4]" in r.stdout
+
+
+def test_track_time_range(suite, tmp_path):
+    """--since/--until keep only the lines of that time range (classic syslog
+    stamps have no year: this year is meant)."""
+    log = tmp_path / "mail.log"
+    log.write_text(
+        "Nov 30 23:59:00 h warren/smtpd[1]: AAA111: client=old[192.0.2.1]\n"
+        "Nov 30 23:59:01 h warren/qmgr[1]: AAA111: from=<x@example.net>, size=10, nrcpt=1\n"
+        "Dec  1 00:00:05 h warren/smtpd[1]: BBB222: client=new[192.0.2.2]\n"
+        "Dec  1 00:00:06 h warren/qmgr[1]: BBB222: from=<x@example.net>, size=10, nrcpt=1\n"
+        "2026-12-02T08:00:00.123456+00:00 h warren/smtpd[1]: CCC333: client=rfc[192.0.2.3]\n"
+        "2026-12-02T08:00:01.000000+00:00 h warren/qmgr[1]: CCC333: from=<x@example.net>, size=1, nrcpt=1\n")
+    year = time.localtime().tm_year
+
+    def ids(*args):
+        r = warrenctl("-c", suite.config_path, "track", "--log", str(log), *args,
+                      "x@example.net", "--json")
+        assert r.returncode in (0, 1), r.stderr
+        return sorted(m["id"] for m in json.loads(r.stdout)["messages"]) if r.returncode == 0 else []
+
+    assert ids() == ["AAA111", "BBB222", "CCC333"]
+    if year == 2026:
+        assert ids("--since", "2026-12-01") == ["BBB222", "CCC333"]
+        assert ids("--since", "2026-12-01", "--until", "2026-12-01 23:59") == ["BBB222"]
+        assert ids("--until", "2026-11-30 23:59:30") == ["AAA111"]
+    assert ids("--since", f"{year + 1}-01-01") == []
+    r = warrenctl("-c", suite.config_path, "track", "--log", str(log), "--since", "yesterday",
+                  "x@example.net")
+    assert r.returncode == 2 and "a time is" in r.stderr
