@@ -14,9 +14,11 @@ installed the peers. Everything lives in one temporary folder on a real disk
 Both stacks get the same users (same yescrypt hash), the same messages (Postfix's
 smtp-source for SMTP, bench/imapload's generated messages for IMAP and POP3) and
 the same clients. The peers run with Debian's defaults except: Postfix's services
-are not chrooted (the chroot needs files copied into the queue folder), Dovecot has
-its auth cache on (auth_cache_size 10M, ttl 60 s, as Warren's default cache_ttl:
-without it every IMAP login pays a yescrypt hash that Warren does not pay), and
+are not chrooted (the chroot needs files copied into the queue folder); Dovecot has
+its auth cache on (auth_cache_size 10M, ttl 60 s, as Warren's default cache_ttl) and
+auth_cache_verify_password_with_worker = yes (Dovecot's cache keeps the hash, not
+the verification, so every login still pays a yescrypt check; this spreads them
+over the auth-worker processes, i.e. both cores, instead of the one auth process);
 connection limits are raised where a test needs more connections than the defaults
 allow (both stacks).
 
@@ -30,6 +32,8 @@ Environment:
   BENCH_IDLE_SECONDS  the idle test stops opening sessions after this long (300)
   BENCH_TMP      parent of the temporary folder (default /var/tmp)
   BENCH_STACKS   which stacks to run: warren,peer (default both)
+  BENCH_PEER_PLAIN  1: Dovecot's passwords in {PLAIN} instead of the yescrypt hash,
+                 to see what the hash costs Dovecot's logins (diagnosis, not a result)
   BENCH_KEEP     1: leave the temporary folder (configs, logs) behind
 """
 
@@ -385,6 +389,7 @@ default_login_user = dovenull
 mail_location = maildir:~/Maildir
 auth_cache_size = 10M
 auth_cache_ttl = 60s
+auth_cache_verify_password_with_worker = yes
 mail_max_userip_connections = 100000
 default_client_limit = 25000
 passdb {{
@@ -428,13 +433,17 @@ service anvil {{
             f.write(conf)
         with open(os.path.join(d, "passwd"), "w") as f:
             for u in USERS:
-                f.write(f"{u}@{DOMAIN}:{{CRYPT}}{SECRET_HASH}\n")
+                if os.environ.get("BENCH_PEER_PLAIN") == "1":   # diagnosis only
+                    f.write(f"{u}@{DOMAIN}:{{PLAIN}}secret\n")
+                else:
+                    f.write(f"{u}@{DOMAIN}:{{CRYPT}}{SECRET_HASH}\n")
         os.chmod(os.path.join(d, "passwd"), 0o644)
 
     def describe(self):
         return (f"Postfix {postfix_version()} (postfix -c {self.pdir}), LMTP into Dovecot "
                 f"{dovecot_version()} (dovecot -c {self.ddir}/dovecot.conf), maildir, "
-                f"mail_fsync = optimized (default), auth cache on")
+                f"mail_fsync = optimized (default), auth cache on, "
+                f"auth_cache_verify_password_with_worker = yes")
 
     def start(self):
         self.dlog = open(os.path.join(self.ddir, "stdout.log"), "ab")
