@@ -295,6 +295,8 @@ void conf_check_files(struct conf_load_ctx *ctx)
 
 /* ---- listeners --------------------------------------------------------------- */
 
+static int valid_network(const char *s);
+
 static void listener_defaults(struct conf_listener *l)
 {
 	static const unsigned idle[] = { 300, 300, 1800, 600, 60 };
@@ -358,6 +360,15 @@ static void check_listeners(struct conf_load_ctx *ctx, struct warren_config *con
 				      "listener %s: tls_required only applies to tls = starttls", l->name);
 		listener_defaults(l);
 		check_listener_proxy_tls(ctx, l);
+		for (size_t k = 0; k < l->n_allow_networks + l->n_deny_networks; k++) {
+			bool allow = k < l->n_allow_networks;
+			const char *net = allow ? l->allow_networks[k] :
+				l->deny_networks[k - l->n_allow_networks];
+			if (!valid_network(net))
+				conf_error_at(ctx, l->file, l->line,
+					      "listener %s: %s: \"%s\" is not an address or network",
+					      l->name, allow ? "allow_networks" : "deny_networks", net);
+		}
 		for (size_t j = 0; j < i; j++) {
 			const struct conf_listener *o = &conf->listeners[j];
 			if (o->port == l->port && strcmp(o->address, l->address) == 0)

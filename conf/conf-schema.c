@@ -25,6 +25,7 @@ static const char *const auth_backends[] = { "local", "pam", NULL };
 static const char *const pam_users[] = { "localpart", "address", NULL };
 static const char *const tls_versions[] = { "TLSv1.2", "TLSv1.3", NULL };
 static const char *const bare_lf_modes[] = { "reject", "normalize", NULL };
+static const char *const deny_actions[] = { "reject", "drop", NULL };
 
 #define CFG_OFF(field) offsetof(struct warren_config, field)
 #define TLS_OFF(field) offsetof(struct conf_tls, field)
@@ -35,6 +36,10 @@ static const char *const bare_lf_modes[] = { "reject", "normalize", NULL };
 
 _Static_assert(offsetof(struct conf_alias, n_targets) ==
 	       offsetof(struct conf_alias, targets) + sizeof(void *), "strlist layout");
+_Static_assert(offsetof(struct conf_listener, n_allow_networks) ==
+	       offsetof(struct conf_listener, allow_networks) + sizeof(void *), "strlist layout");
+_Static_assert(offsetof(struct conf_listener, n_deny_networks) ==
+	       offsetof(struct conf_listener, deny_networks) + sizeof(void *), "strlist layout");
 _Static_assert(offsetof(struct conf_listener, n_proxy_trusted) ==
 	       offsetof(struct conf_listener, proxy_trusted) + sizeof(void *), "strlist layout");
 _Static_assert(offsetof(struct conf_domain, n_hostnames) ==
@@ -377,6 +382,16 @@ static const struct conf_key_def listener_keys[] = {
 	K("max_line_length", KEY_INT, "0", 0, 64 * 1024 * 1024, LIS_OFF(max_line_length),
 	  "Longest command line in bytes; 0: the protocol's default (SMTP 16384, POP3 "
 	  "8192, IMAP 2 MB since webmail clients send huge UID sets)."),
+	K("allow_networks", KEY_STRLIST, NULL, 0, 0, LIS_OFF(allow_networks),
+	  "Client addresses or networks (\"192.0.2.0/24\", \"2001:db8::/32\") always "
+	  "let in, even when deny_networks matches too. When set and deny_networks is "
+	  "not, only these clients are let in."),
+	K("deny_networks", KEY_STRLIST, NULL, 0, 0, LIS_OFF(deny_networks),
+	  "Client addresses or networks refused at connect (\"0.0.0.0/0\" and \"::/0\" "
+	  "with allow_networks for an allow-list). SMTP says 554 5.7.1 and closes."),
+	KE("deny_action", "reject", deny_actions, LIS_OFF(deny_action),
+	   "For refused clients: reject (the protocol's error greeting, then close) or "
+	   "drop (close without a word)."),
 	K("proxy_protocol", KEY_BOOL, "false", 0, 0, LIS_OFF(proxy_protocol),
 	  "Every connection starts with a HAProxy PROXY protocol header (v1 or v2) whose "
 	  "client address is used for logs, access rules and policy; connections from "

@@ -62,6 +62,11 @@ enum conf_bare_lf {
 	CONF_BARE_LF_NORMALIZE,/* turned into CRLF (never ends DATA) */
 };
 
+enum conf_deny_action {
+	CONF_DENY_REJECT,      /* refused at connect: the protocol's error greeting, then close */
+	CONF_DENY_DROP,        /* closed at once, nothing said */
+};
+
 enum conf_log_target {
 	CONF_LOG_STDERR,
 	CONF_LOG_SYSLOG,
@@ -79,6 +84,11 @@ struct conf_listener {
 	unsigned max_connections_per_ip;
 	unsigned idle_timeout_s;
 	unsigned max_line_length;    /* command line bytes, CRLF excluded */
+	const char *const *allow_networks;   /* clients always let in (before deny_networks) */
+	size_t n_allow_networks;
+	const char *const *deny_networks;    /* clients refused at connect */
+	size_t n_deny_networks;
+	int deny_action;             /* enum conf_deny_action */
 	bool proxy_protocol;         /* connections start with a PROXY v1/v2 header */
 	const char *const *proxy_trusted;    /* peers that may send one */
 	size_t n_proxy_trusted;

@@ -1,6 +1,7 @@
 /* smtp-commands.c — the SMTP command table and the session-level commands.
  * Mail transactions are in smtp-txn.c, smtp-rcpt.c, smtp-data.c, smtp-deliver.c. */
 #include "smtpd/smtp-session.h"
+#include "smtpd/policy.h"
 #include "common/log.h"
 
 #include <stdio.h>
@@ -26,6 +27,31 @@ static void set_helo(struct smtp_session *s, const char *args, bool esmtp)
 	smtp_enter_state(s, SMTP_STATE_HELO);
 }
 
+static void ehlo_reply(struct smtp_session *s);
+
+/* After the HELO stage of the policy chain: the greeting reply, or the refusal
+ * (the session is back where it was before HELO). */
+static void helo_done(struct smtp_session *s, struct policy_request *r)
+{
+	if (s == NULL)
+		return;
+	if (r->code != 0) {
+		s->helo[0] = '\0';
+		s->esmtp = false;
+		smtp_enter_state(s, SMTP_STATE_CONNECTED);
+		smtp_reply(s, r->code, "%s", r->reply);
+		if (r->disconnect) {
+			smtp_enter_state(s, SMTP_STATE_QUIT);
+			net_conn_close(s->conn);
+		}
+		return;
+	}
+	if (r->ctx != NULL)   /* EHLO */
+		ehlo_reply(s);
+	else
+		smtp_reply(s, 250, "%s", s->conf->hostname);
+}
+
 static void cmd_helo(struct smtp_session *s, const char *args)
 {
 	if (!valid_helo(args)) {
@@ -33,7 +59,7 @@ static void cmd_helo(struct smtp_session *s, const char *args)
 		return;
 	}
 	set_helo(s, args, false);
-	smtp_reply(s, 250, "%s", s->conf->hostname);
+	policy_run(s, POLICY_HELO, NULL, false, NULL, helo_done);
 }
 
 static void cmd_ehlo(struct smtp_session *s, const char *args)
@@ -43,6 +69,12 @@ static void cmd_ehlo(struct smtp_session *s, const char *args)
 		return;
 	}
 	set_helo(s, args, true);
+	static char ehlo_mark;
+	policy_run(s, POLICY_HELO, NULL, false, &ehlo_mark, helo_done);
+}
+
+static void ehlo_reply(struct smtp_session *s)
+{
 	struct net_conn *c = s->conn;
 	net_conn_printf(c, "250-%s\r\n", s->conf->hostname);
 	net_conn_write_str(c, "250-PIPELINING\r\n");

@@ -3,6 +3,7 @@
  * trace headers in front. Limits (size, line length) are checked as bytes come in;
  * a message that breaks one is read to its end and refused. */
 #include "smtpd/smtp-session.h"
+#include "smtpd/policy.h"
 #include "common/log.h"
 #include "common/pool.h"
 
@@ -83,6 +84,8 @@ static void write_trace_headers(struct smtp_session *s)
 			spool_printf(t, "Delivered-To: %s\r\n", t->copies[0].mailbox->address);
 	}
 	t->local_hdr_len = t->wlen;
+	for (const struct policy_header *h = t->policy_headers; h != NULL; h = h->next)
+		spool_printf(t, "%s\r\n", h->text);
 	spool_printf(t, "Received: from %s (%s [%s])\r\n", s->helo[0] != '\0' ? s->helo : "unknown",
 		     s->client_name, s->client_ip);
 	spool_printf(t, "\tby %s (Warren) with %s id %s", s->conf->hostname, smtp_proto_name(s),
@@ -216,6 +219,24 @@ static void body_emit(void *ctx, const char *data, size_t len)
 }
 
 /* The message has ended: refuse it, or finish the spool file and deliver. */
+/* After the DATA stage of the policy chain (content checks): deliver or refuse. */
+static void data_done(struct smtp_session *s, struct policy_request *r)
+{
+	if (s == NULL)
+		return;
+	if (r->code == 0) {
+		smtp_deliver(s);
+		return;
+	}
+	smtp_reply(s, r->code, "%s", r->reply);
+	smtp_txn_reset(s);
+	smtp_enter_state(s, SMTP_STATE_HELO);
+	if (r->disconnect) {
+		smtp_enter_state(s, SMTP_STATE_QUIT);
+		net_conn_close(s->conn);
+	}
+}
+
 static void message_done(struct smtp_session *s, bool bare_refused, bool line_too_long)
 {
 	struct smtp_txn *t = s->txn;
@@ -254,7 +275,7 @@ static void message_done(struct smtp_session *s, bool bare_refused, bool line_to
 		if (t->io_error) {
 			smtp_reply(s, 451, "4.3.0 Error: local problem writing the message, try again");
 		} else {
-			smtp_deliver(s);
+			policy_run(s, POLICY_DATA, NULL, false, NULL, data_done);
 			return;
 		}
 	}

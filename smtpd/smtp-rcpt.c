@@ -8,6 +8,7 @@
  * Quota is checked against the store (off the loop thread) before 250 is said.
  */
 #include "smtpd/smtp-session.h"
+#include "smtpd/policy.h"
 #include "smtpd/outbound.h"
 #include "common/log.h"
 #include "common/pool.h"
@@ -379,6 +380,8 @@ static void quota_done(void *arg, int result)
 	smtp_session_resume(s);
 }
 
+static void rcpt_policy_done(struct smtp_session *s, struct policy_request *r);
+
 void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 {
 	struct smtp_txn *t = s->txn;
@@ -462,6 +465,30 @@ void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		j->ext[i] = x_strdup(e->ext[i]);
 	j->forwarded = e->forwarded;
 	free(e);
+	const char *at = strrchr(j->addr, '@');
+	bool ours = at != NULL && conf_find_domain(s->conf, at + 1) != NULL;
+	policy_run(s, POLICY_RCPT, j->addr, ours, j, rcpt_policy_done);
+}
+
+/* After the RCPT stage of the policy chain: the quota check, then 250. */
+static void rcpt_policy_done(struct smtp_session *s, struct policy_request *r)
+{
+	struct quota_job *j = r->ctx;
+	if (s == NULL) {
+		quota_job_free(j);
+		return;
+	}
+	if (r->code != 0) {
+		/* logged by the chain */
+		smtp_reply(s, r->code, "%s", r->reply);
+		quota_job_free(j);
+		if (r->disconnect) {
+			smtp_enter_state(s, SMTP_STATE_QUIT);
+			net_conn_close(s->conn);
+		}
+		return;
+	}
+	const char *addr = j->addr;
 	bool any_quota = false;
 	for (size_t i = 0; i < j->n; i++)
 		any_quota |= j->mailboxes[i]->quota != 0;

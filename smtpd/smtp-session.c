@@ -1,5 +1,6 @@
 /* smtp-session.c — SMTP session lifecycle: greeting, reading commands, replies. */
 #include "smtpd/smtp-session.h"
+#include "smtpd/policy.h"
 #include "common/log.h"
 #include "common/pool.h"
 
@@ -181,6 +182,30 @@ static void greet(struct smtp_session *s)
 	smtp_reply(s, 220, "%s ESMTP Warren", s->conf->hostname);
 }
 
+static void connect_done(struct smtp_session *s, struct policy_request *r)
+{
+	if (s == NULL)
+		return;
+	if (r->code == 0) {
+		greet(s);
+		return;
+	}
+	smtp_enter_state(s, SMTP_STATE_QUIT);
+	if (r->drop) {
+		net_conn_abort(s->conn);
+		return;
+	}
+	/* RFC 5321 3.1: a 554 greeting, then only QUIT would be answered; we close */
+	smtp_reply(s, r->code, "%s", r->reply);
+	net_conn_close(s->conn);
+}
+
+/* The connect stage of the policy chain, then the greeting. */
+static void welcome(struct smtp_session *s)
+{
+	policy_run(s, POLICY_CONNECT, NULL, false, NULL, connect_done);
+}
+
 static void on_tls_ready(struct net_conn *conn, void *ctx)
 {
 	struct smtp_session *s = ctx;
@@ -188,7 +213,7 @@ static void on_tls_ready(struct net_conn *conn, void *ctx)
 		 net_conn_peer_ip(conn), net_conn_tls_version(conn), net_conn_tls_cipher(conn));
 	if (s->listener->tls == CONF_TLS_IMPLICIT && s->commands == 0 &&
 	    s->state == SMTP_STATE_CONNECTED && s->helo[0] == '\0')
-		greet(s);
+		welcome(s);
 }
 
 static void on_timeout(struct net_conn *conn, void *ctx)
@@ -211,6 +236,7 @@ static void session_free(struct smtp_session *s)
 {
 	struct smtp_sessions *list = sessions_of(s->svc);
 	smtp_txn_reset(s);
+	policy_session_free(s);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else
@@ -306,7 +332,7 @@ void smtp_session_accept(struct service *svc, struct net_conn *conn,
 		}
 		return;   /* greeted once the handshake is done */
 	}
-	greet(s);
+	welcome(s);
 }
 
 void smtp_sessions_shutdown(struct service *svc)

@@ -147,6 +147,7 @@ struct smtp_txn {
 	unsigned hops;                      /* Received headers seen */
 	char msgid[SMTP_MSGID_LOG_MAX + 1];
 	size_t msgid_len;
+	struct policy_header *policy_headers;   /* added by the policy chain (policy.h) */
 };
 
 struct smtp_session {
@@ -174,6 +175,7 @@ struct smtp_session {
 	struct service_login *login;        /* auth check in flight */
 	unsigned errors;
 	unsigned commands, bad_commands;
+	struct policy_session *policy;      /* state of the policy checks (policy.h) */
 };
 
 /* Command flags. */

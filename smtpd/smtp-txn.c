@@ -1,5 +1,6 @@
 /* smtp-txn.c — MAIL FROM and the transaction's lifetime (RFC 5321 3.3, 4.1.1.2). */
 #include "smtpd/smtp-session.h"
+#include "smtpd/policy.h"
 #include "common/log.h"
 #include "common/pool.h"
 
@@ -172,6 +173,23 @@ void smtp_txn_assign_queue_id(struct smtp_session *s)
 			 s->client_ip, s->id);
 }
 
+/* After the MAIL stage of the policy chain. */
+static void mail_done(struct smtp_session *s, struct policy_request *r)
+{
+	if (s == NULL)
+		return;
+	if (r->code == 0) {
+		smtp_reply(s, 250, "2.1.0 Ok");
+		return;
+	}
+	smtp_txn_reset(s);
+	smtp_reply(s, r->code, "%s", r->reply);
+	if (r->disconnect) {
+		smtp_enter_state(s, SMTP_STATE_QUIT);
+		net_conn_close(s->conn);
+	}
+}
+
 void smtp_cmd_mail(struct smtp_session *s, const char *args)
 {
 	char addr[SMTP_PATH_MAX + 1];
@@ -237,5 +255,5 @@ void smtp_cmd_mail(struct smtp_session *s, const char *args)
 	gettimeofday(&t->start, NULL);
 	s->txn = t;
 	s->n_mail++;
-	smtp_reply(s, 250, "2.1.0 Ok");
+	policy_run(s, POLICY_MAIL, NULL, false, NULL, mail_done);
 }
