@@ -21,6 +21,7 @@ PACKAGES=(
   # outbound tests (#6): Postfix's smtp-sink as a foreign MTA, DKIM verification
   postfix python3-dkim python3-nacl
   pflogsumm            # #10: pflogsumm reads Warren's log (test_pflogsumm.py)
+  testssl.sh           # #9: TLS policy scan (test_tls_policy.py)
 )
 
 missing=()
