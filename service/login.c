@@ -12,6 +12,10 @@
  *      mailbox in the store ("authfail" space, a window of
  *      security.failure_window), shared by every daemon; reaching
  *      max_ip_failures / max_user_failures writes a block for block_time.
+ *      LOGIN_DELAY: the reply waits until auth.failure_delay doubled per failure
+ *      of the address in the store (all daemons), up to auth.failure_delay_max,
+ *      has passed since the password check began (the auth pool's own delay
+ *      counts the failures this daemon saw).
  *   4. LOGIN_ACCESS (after a right password): the domain's and mailbox's access
  *      rules (common/access.h). They are checked only once the password is
  *      right, as Dovecot checks allow_nets after the passdb lookup: a client
@@ -36,13 +40,20 @@
 /* kv spaces shared with `warrenctl ban` (conf/warrenctl-ban.c). */
 #define LOGIN_BAN_SPACE "ban"
 #define LOGIN_FAIL_SPACE "authfail"
+/* How often a daemon removes expired policy records (kv_expire), at most. */
+#define LOGIN_EXPIRE_INTERVAL_S 600
 
 enum login_state {
 	LOGIN_BAN_CHECK,
 	LOGIN_VERIFY,
 	LOGIN_COUNT,
 	LOGIN_ACCESS,
+	LOGIN_DELAY,          /* the timer runs */
+	LOGIN_DELAY_CLOSING,  /* the timer is being closed */
 };
+
+/* Loop thread only: when this process last ran kv_expire. */
+static int64_t login_last_expire;
 
 struct service_login {
 	struct service *svc;
@@ -54,6 +65,10 @@ struct service_login {
 	enum login_state state;
 	bool cancelled;                      /* while a store job runs: its end frees */
 	bool guarded;                        /* brute-force counting applies */
+	bool expire;                         /* LOGIN_COUNT: also run kv_expire */
+	bool logged;                         /* the failure's line is written */
+	uint64_t verify_started_ms;          /* uv_now when the password check began */
+	uv_timer_t timer;                    /* LOGIN_DELAY */
 	char *password;                      /* until the verification has a copy */
 	/* the store jobs' inputs and outputs */
 	int64_t now;
@@ -99,7 +114,7 @@ static void finish(struct service_login *login, enum auth_result result)
 			 login->client_ip);
 		break;
 	case AUTH_FAIL:
-		if (login->ban_left == 0)
+		if (login->ban_left == 0 && !login->logged)
 			log_warn("%s authentication failed: user=<%s>, rip=%s", login->protocol,
 				 printable, login->client_ip);
 		break;
@@ -193,6 +208,10 @@ static int count_work(void *arg)
 			login->ip_blocked = ret == STORE_OK;
 		}
 	}
+	if (login->expire) {
+		unsigned removed = 0;
+		kv_expire(store, login->now, &removed);
+	}
 	if (sec->max_user_failures > 0 && login->mailbox != NULL) {
 		const char *address = login->mailbox->address;
 		ret = kv_add(store, LOGIN_FAIL_SPACE, address, 1, login->now,
@@ -208,10 +227,60 @@ static int count_work(void *arg)
 	return ret;
 }
 
+static void delay_closed(uv_handle_t *handle)
+{
+	struct service_login *login = handle->data;
+	if (login->cancelled)
+		login_free(login);
+	else
+		finish(login, AUTH_FAIL);
+}
+
+static void delay_over(uv_timer_t *timer)
+{
+	struct service_login *login = timer->data;
+	login->state = LOGIN_DELAY_CLOSING;
+	uv_close((uv_handle_t *)timer, delay_closed);
+}
+
+/* auth.failure_delay * 2^(failures - 1), at most failure_delay_max (never below
+ * the first step), as the auth pool computes it for one daemon. */
+static uint64_t shared_delay_ms(const struct warren_config *conf, int64_t failures)
+{
+	uint64_t delay = conf->auth.failure_delay_ms, max = conf->auth.failure_delay_max_ms;
+	if (max < delay)
+		max = delay;
+	for (int64_t i = 1; i < failures && delay < max; i++)
+		delay *= 2;
+	return delay < max ? delay : max;
+}
+
+/* The failure's reply, once the delay the address's failures in all daemons
+ * call for has passed. */
+static void hold_failure(struct service_login *login)
+{
+	uv_loop_t *loop = service_loop(login->svc);
+	uint64_t target = shared_delay_ms(login->conf, login->ip_failures);
+	uint64_t elapsed = uv_now(loop) - login->verify_started_ms;
+	if (login->ip_failures <= 1 || target <= elapsed) {
+		finish(login, AUTH_FAIL);
+		return;
+	}
+	login->state = LOGIN_DELAY;
+	uv_timer_init(loop, &login->timer);
+	login->timer.data = login;
+	uv_timer_start(&login->timer, delay_over, target - elapsed, 0);
+}
+
 static void count_done(void *arg, int result)
 {
 	struct service_login *login = arg;
 	const struct conf_security *sec = &login->conf->security;
+	/* logged now: the client may leave while the reply is held back */
+	char printable[300];
+	log_warn("%s authentication failed: user=<%s>, rip=%s", login->protocol,
+		 printable_login(login, printable, sizeof(printable)), login->client_ip);
+	login->logged = true;
 	if (result != STORE_OK)
 		log_warn("%s: cannot count a failed login of rip=%s: %s", login->protocol,
 			 login->client_ip, store_strerror(result));
@@ -227,7 +296,7 @@ static void count_done(void *arg, int result)
 		login_free(login);
 		return;
 	}
-	finish(login, AUTH_FAIL);
+	hold_failure(login);
 }
 
 /* ---- 2. the password ---- */
@@ -255,6 +324,11 @@ static void verify_done(enum auth_result result, void *ctx)
 		return;
 	}
 	if (result == AUTH_FAIL && login->guarded && login->ban_left == 0) {
+		int64_t now = (int64_t)time(NULL);
+		if (now - login_last_expire >= LOGIN_EXPIRE_INTERVAL_S) {
+			login_last_expire = now;
+			login->expire = true;
+		}
 		run_store_job(login, LOGIN_COUNT, count_work, count_done);
 		return;
 	}
@@ -264,6 +338,7 @@ static void verify_done(enum auth_result result, void *ctx)
 static void start_verify(struct service_login *login)
 {
 	login->state = LOGIN_VERIFY;
+	login->verify_started_ms = uv_now(service_loop(login->svc));
 	struct auth_check check = {
 		.backend = AUTH_BACKEND_HASH,
 		.login = login->login,
@@ -367,8 +442,17 @@ void service_login_cancel(struct service_login *login)
 {
 	if (login == NULL)
 		return;
+	if (login->state == LOGIN_DELAY) {
+		log_debug("%s: the client left while its failed login was held back (rip=%s)",
+			  login->protocol, login->client_ip);
+		uv_timer_stop(&login->timer);
+		login->state = LOGIN_DELAY_CLOSING;
+		login->cancelled = true;     /* delay_closed frees */
+		uv_close((uv_handle_t *)&login->timer, delay_closed);
+		return;
+	}
 	if (login->state != LOGIN_VERIFY) {
-		login->cancelled = true;     /* a store job runs: its end frees */
+		login->cancelled = true;     /* a store job or the timer's close: its end frees */
 		return;
 	}
 	auth_cancel(login->job);

@@ -8,6 +8,7 @@ import poplib
 import smtplib
 import socket
 import textwrap
+import time
 import zoneinfo
 
 import pytest
@@ -292,7 +293,8 @@ SECURITY = ("security { max_ip_failures = 3  max_user_failures = 5  failure_wind
 
 @pytest.fixture(scope="module")
 def bf_warren():
-    domains = {"example.test": mailbox("alice") + mailbox("bob") + mailbox("dave"),
+    domains = {"example.test": mailbox("alice") + mailbox("bob") + mailbox("dave") +
+               mailbox("erin"),
                "example.org": mailbox("carol")}
     inst = start_instance(listeners=LISTENERS, extra=SECURITY, domains=domains)
     try:
@@ -398,3 +400,22 @@ def test_exempt_networks_are_never_blocked(bf_warren):
     assert "client 127.0.2.1 blocked" not in inst.log()
     r = ban(inst, "list")
     assert r.returncode == 0 and "127.0.2.1" not in r.stdout, r.stdout
+
+
+def test_failure_delay_follows_the_shared_count(bf_warren):
+    """imapd saw two failures from the address; pop3d's first failure from it is
+    held back as the third (400 ms, the harness's cap), not as a first (100 ms)."""
+    inst = bf_warren
+    src = "127.0.3.1"
+    pop3 = POP3(inst.port("pop3s"), src)   # connected before the failures: TLS
+    pop3.user("erin@example.test")          # and USER stay out of the timing
+    for _ in range(2):
+        assert_refused(login(inst, "imap", "erin@example.test", "wrong", src), WRONG["imap"])
+    start = time.monotonic()
+    with pytest.raises(poplib.error_proto) as e:
+        pop3.pass_("wrong")
+    took = time.monotonic() - start
+    assert b"-ERR [AUTH] Authentication failed" in e.value.args[0]
+    assert took >= 0.38, took
+    pop3.close()
+    assert ban(inst, "remove", src).returncode == 0
