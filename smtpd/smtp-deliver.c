@@ -4,6 +4,7 @@
  * after both are durable. Logged as Postfix logs a local delivery. */
 #include "smtpd/smtp-session.h"
 #include "smtpd/outbound.h"
+#include "smtpd/policy.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pool.h"
@@ -32,7 +33,42 @@ struct deliver_job {
 	/* a mixed message: the queue gets the spool without Return-Path/Delivered-To */
 	const char *spool_path, *out_path;
 	size_t skip;
+	/* delivery reports (NOTIFY=SUCCESS): the transaction's copies */
+	struct warren_config *conf;
+	const struct smtp_copy *copies;
+	const char *queue_id, *envid, *message_path;
+	int64_t arrival;
+	size_t local_hdr_len;
 };
+
+/* After the commit: a "delivered" report for the copies that asked for one. */
+static void success_reports(struct deliver_job *j)
+{
+	struct smtp_dsn_rcpt *r = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < j->n; i++) {
+		const struct smtp_copy *c = &j->copies[i];
+		if (!(c->notify & SMTP_NOTIFY_SUCCESS) || j->rcpts[i].result != STORE_OK)
+			continue;
+		bool dup = false;   /* one report line per RCPT, not per copy of a list */
+		for (size_t k = 0; k < n && !dup; k++)
+			dup = strcmp(r[k].addr, c->env_to) == 0;
+		if (dup)
+			continue;
+		if (r == NULL)
+			r = x_calloc(j->n, sizeof(*r));
+		r[n++] = (struct smtp_dsn_rcpt){ c->env_to, c->orcpt };
+	}
+	if (n == 0)
+		return;
+	struct smtp_dsn_request req = {
+		.queue_id = j->queue_id, .from = j->from, .envid = j->envid,
+		.arrival = j->arrival, .spool_path = j->message_path, .skip = j->local_hdr_len,
+		.rcpts = r, .n = n,
+	};
+	smtp_dsn_delivered(j->store, j->conf, &req);
+	free(r);
+}
 
 /* Copies the spool from offset skip to out_path (on the thread pool). */
 static int copy_for_queue(const struct deliver_job *j)
@@ -103,7 +139,10 @@ static int deliver_work(void *arg)
 	for (size_t i = 0; i < j->n; i++)
 		if (j->grace[i])
 			j->rcpts[i].quota = 0;
-	return store_deliver(j->store, &j->body, j->from, (int64_t)time(NULL), j->rcpts, j->n);
+	int ret = store_deliver(j->store, &j->body, j->from, (int64_t)time(NULL), j->rcpts, j->n);
+	if (ret == STORE_OK)
+		success_reports(j);
+	return ret;
 }
 
 static double seconds_since(const struct timeval *start)
@@ -238,6 +277,15 @@ out:
 void smtp_deliver(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
+	if (s->policy != NULL && s->policy->discard) {
+		/* a content filter discarded it (logged there): accepted, delivered nowhere */
+		s->policy->discard = false;
+		s->queued++;
+		smtp_reply(s, 250, "2.0.0 Ok: queued as %s", t->queue_id);
+		log_info_as("qmgr", "%s: removed", t->queue_id);
+		txn_done(s);
+		return;
+	}
 	off_t size = lseek(t->fd, 0, SEEK_END);
 	char pm[SMTP_MSGID_LOG_MAX + 1], pf[SMTP_PATH_MAX + 1], pe[SMTP_ENVID_MAX + 1];
 	if (t->msgid_len > 0)
@@ -265,6 +313,13 @@ void smtp_deliver(struct smtp_session *s)
 		j->out_path = t->out_path;
 		j->skip = t->local_hdr_len;
 	}
+	j->conf = s->conf;
+	j->copies = t->copies;
+	j->queue_id = t->queue_id;
+	j->envid = t->envid;
+	j->arrival = (int64_t)t->start.tv_sec;
+	j->message_path = t->spool_path;
+	j->local_hdr_len = t->local_hdr_len;
 	j->rcpts = x_calloc(j->n, sizeof(*j->rcpts));
 	j->grace = x_calloc(j->n, sizeof(*j->grace));
 	for (size_t i = 0; i < j->n; i++) {

@@ -234,6 +234,27 @@ int smtp_vrfy_lookup(struct smtp_session *s, const char *addr);
 /* "ESMTPSA" etc. (RFC 3848) */
 const char *smtp_proto_name(const struct smtp_session *s);
 
+/* "delivered" reports for local copies with NOTIFY=SUCCESS (smtp-dsn.c). */
+struct smtp_dsn_rcpt {
+	const char *addr;            /* the envelope recipient as given in RCPT TO */
+	const char *orcpt;           /* ORCPT or NULL */
+};
+
+struct smtp_dsn_request {
+	const char *queue_id, *from, *envid;
+	int64_t arrival;
+	const char *spool_path;      /* the message, read from offset skip */
+	size_t skip;
+	const struct smtp_dsn_rcpt *rcpts;
+	size_t n;
+};
+
+struct store;
+/* Builds and queues the report to req->from (blocking: on the thread pool). Failures
+ * are logged; the copies stay delivered. */
+void smtp_dsn_delivered(struct store *store, struct warren_config *conf,
+			const struct smtp_dsn_request *req);
+
 /* AUTH (smtp-auth.c). */
 void smtp_cmd_auth(struct smtp_session *s, const char *args);
 void smtp_auth_input(struct smtp_session *s, const char *line);
