@@ -562,6 +562,24 @@ static void check_networks(struct conf_load_ctx *ctx, cfg_t *root, const char *s
 	}
 }
 
+/* Entries "NETWORK" or "NETWORK text of a reply" (lists { client_blacklist }). */
+static void check_network_entries(struct conf_load_ctx *ctx, cfg_t *root, const char *section,
+				  const char *key, const char *const *nets, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char net[64];
+		size_t len = strcspn(nets[i], " \t");
+		if (len < sizeof(net)) {
+			memcpy(net, nets[i], len);
+			net[len] = '\0';
+			const char *one[1] = { net };
+			check_networks(ctx, root, section, key, one, 1);
+		} else {
+			check_networks(ctx, root, section, key, &nets[i], 1);
+		}
+	}
+}
+
 static void check_file(struct conf_load_ctx *ctx, const char *path, const char *what,
 		       const char *file, int line)
 {
@@ -696,6 +714,10 @@ void conf_check(struct conf_load_ctx *ctx, cfg_t *root, struct warren_config *co
 		       conf->http.n_metrics_allow);
 	check_networks(ctx, root, "security", "exempt_networks", conf->security.exempt_networks,
 		       conf->security.n_exempt_networks);
+	check_networks(ctx, root, "lists", "whitehosts", conf->lists.whitehosts,
+		       conf->lists.n_whitehosts);
+	check_network_entries(ctx, root, "lists", "client_blacklist", conf->lists.client_blacklist,
+			      conf->lists.n_client_blacklist);
 	for (size_t i = 0; i < conf->n_domains; i++)
 		check_domain(ctx, conf, &conf->domains[i], i > 0 ? &conf->domains[i - 1] : NULL);
 	if (conf->default_domain != NULL && conf_find_domain(conf, conf->default_domain) == NULL)

@@ -349,6 +349,103 @@ _Static_assert(offsetof(struct warren_config, http.n_metrics_allow) ==
 	       offsetof(struct warren_config, http.metrics_allow) + sizeof(void *),
 	       "strlist layout");
 
+/* smtpd's policy chain (docs/policy.md): HELO checks, black and white lists, DNSBLs. */
+static const struct conf_key_def helo_checks_keys[] = {
+	K("require", KEY_BOOL, "true", 0, 0, CFG_OFF(helo_checks.require),
+	  "MAIL, RCPT, DATA, BDAT and AUTH need a HELO/EHLO first (503 5.5.1); false "
+	  "lets a client start a transaction without one."),
+	K("reject_invalid", KEY_BOOL, "false", 0, 0, CFG_OFF(helo_checks.reject_invalid),
+	  "From outside the trusted networks, refuse (at MAIL) a HELO name that is "
+	  "neither a valid address literal nor a host name (501 5.5.2 Invalid name), "
+	  "or a host name without a dot (504 5.5.2 need fully-qualified hostname)."),
+	K("reject_our_name", KEY_BOOL, "false", 0, 0, CFG_OFF(helo_checks.reject_our_name),
+	  "From outside the trusted networks, refuse (at MAIL) a HELO that gives our "
+	  "own host name, one of our local domains, or the address literal of the "
+	  "address the client connected to (554 5.7.1 You are not me)."),
+	KEND
+};
+
+static const struct conf_section_def helo_checks_section = {
+	"helo_checks", 0, NULL, "Checks of the HELO/EHLO name (smtpd, docs/policy.md).",
+	helo_checks_keys };
+
+static const struct conf_key_def lists_keys[] = {
+	K("whitehosts", KEY_STRLIST, NULL, 0, 0, CFG_OFF(lists.whitehosts),
+	  "Client networks (\"192.0.2.0/24\", \"2001:db8::/32\") that skip every "
+	  "anti-spam check (lists, HELO checks, DNSBLs, SPF, greylisting...) but not "
+	  "relay protection: they still may not relay without AUTH."),
+	K("client_blacklist", KEY_STRLIST, NULL, 0, 0, CFG_OFF(lists.client_blacklist),
+	  "Client networks refused at RCPT (554 5.7.1 <IP>: Client host rejected: "
+	  "TEXT). An entry may be followed by a space and the reply's text."),
+	K("helo_blacklist", KEY_STRLIST, NULL, 0, 0, CFG_OFF(lists.helo_blacklist),
+	  "HELO names refused at RCPT (554 5.7.1 <NAME>: Helo command rejected: TEXT); "
+	  "\".example.test\" matches every name under example.test. An entry may be "
+	  "followed by a space and the reply's text."),
+	K("helo_whitelist", KEY_STRLIST, NULL, 0, 0, CFG_OFF(lists.helo_whitelist),
+	  "HELO names (as in helo_blacklist) whose sessions skip the anti-spam checks."),
+	K("sender_blacklist", KEY_STRLIST, NULL, 0, 0, CFG_OFF(lists.sender_blacklist),
+	  "Envelope senders refused at RCPT (554 5.7.1 <ADDR>: Sender address "
+	  "rejected: TEXT): \"user@example.test\" one address, \"example.test\" or "
+	  "\"@example.test\" a domain, \".example.test\" its subdomains. An entry may "
+	  "be followed by a space and the reply's text."),
+	K("sender_whitelist", KEY_STRLIST, NULL, 0, 0, CFG_OFF(lists.sender_whitelist),
+	  "Envelope senders (as in sender_blacklist) whose transactions skip the "
+	  "anti-spam checks."),
+	K("recipient_blacklist", KEY_STRLIST, NULL, 0, 0, CFG_OFF(lists.recipient_blacklist),
+	  "Recipients (as in sender_blacklist) refused at RCPT (554 5.7.1 <ADDR>: "
+	  "Recipient address rejected: TEXT)."),
+	K("recipient_whitelist", KEY_STRLIST, NULL, 0, 0, CFG_OFF(lists.recipient_whitelist),
+	  "Recipients (as in sender_blacklist, e.g. \"postmaster@example.test\") that "
+	  "skip the anti-spam checks of their RCPT, blacklists included."),
+	K("reject_text", KEY_STR, "Access denied", 0, 0, CFG_OFF(lists.reject_text),
+	  "Text of a blacklist refusal whose entry gives none."),
+	KEND
+};
+
+_Static_assert(offsetof(struct warren_config, lists.n_whitehosts) ==
+	       offsetof(struct warren_config, lists.whitehosts) + sizeof(void *), "strlist layout");
+_Static_assert(offsetof(struct warren_config, lists.n_recipient_whitelist) ==
+	       offsetof(struct warren_config, lists.recipient_whitelist) + sizeof(void *),
+	       "strlist layout");
+
+static const struct conf_section_def lists_section = {
+	"lists", 0, NULL, "Black and white lists of smtpd's policy chain (docs/policy.md).",
+	lists_keys };
+
+static const char *const dnsbl_actions[] = { "reject", "tag", NULL };
+
+static const struct conf_key_def dnsbl_keys[] = {
+	K("sites", KEY_STRLIST, NULL, 0, 0, CFG_OFF(dnsbl.sites),
+	  "DNSBL and DNSWL zones asked about the client address, in Postfix's "
+	  "postscreen_dnsbl_sites form \"zone[=codes][*weight]\": codes are the "
+	  "answers that count (\"127.0.0.2\", \"127.0.0.[2..11]\", "
+	  "\"127.0.[0..255].[1;3]\"; default any 127.x.x.x), weight the points a "
+	  "listing adds (default 1; negative for a whitelist such as "
+	  "\"list.dnswl.test=127.0.[0..255].[1..3]*-2\"). All zones are asked at once."),
+	K("rhsbl_sites", KEY_STRLIST, NULL, 0, 0, CFG_OFF(dnsbl.rhsbl_sites),
+	  "Domain-based zones (RHSBL) asked about the envelope sender's domain, in the "
+	  "same form; their points add to the same score."),
+	K("threshold", KEY_INT, "1", 1, 1000, CFG_OFF(dnsbl.threshold),
+	  "Score at which action is taken."),
+	KE("action", "reject", dnsbl_actions, CFG_OFF(dnsbl.action),
+	   "At the threshold: reject (554 5.7.1 Service unavailable; client [IP] blocked "
+	   "using ZONE, at RCPT) or tag (an X-Warren-DNSBL header with the score and the "
+	   "zones)."),
+	K("cache_size", KEY_INT, "10000", 1, 10000000, CFG_OFF(dnsbl.cache_size),
+	  "DNSBL answers each smtpd process keeps for their TTL."),
+	KEND
+};
+
+_Static_assert(offsetof(struct warren_config, dnsbl.n_sites) ==
+	       offsetof(struct warren_config, dnsbl.sites) + sizeof(void *), "strlist layout");
+_Static_assert(offsetof(struct warren_config, dnsbl.n_rhsbl_sites) ==
+	       offsetof(struct warren_config, dnsbl.rhsbl_sites) + sizeof(void *),
+	       "strlist layout");
+
+static const struct conf_section_def dnsbl_section = {
+	"dnsbl", 0, NULL, "DNS block and allow lists (DNSBL, DNSWL, RHSBL) of smtpd's policy "
+	"chain (docs/policy.md).", dnsbl_keys };
+
 _Static_assert(offsetof(struct warren_config, smtp.n_trusted_networks) ==
 	       offsetof(struct warren_config, smtp.trusted_networks) + sizeof(void *),
 	       "strlist layout");
@@ -562,6 +659,9 @@ static const struct conf_key_def root_keys[] = {
 	SUB("smtp", &smtp_section, 0),
 	SUB("queue", &queue_section, 0),
 	SUB("http", &http_section, 0),
+	SUB("helo_checks", &helo_checks_section, 0),
+	SUB("lists", &lists_section, 0),
+	SUB("dnsbl", &dnsbl_section, 0),
 	SUB("tls", &tls_section, CFG_OFF(tls)),
 	SUB("listener", &listener_section, 0),
 	SUB("domain", &domain_section, 0),

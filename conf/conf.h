@@ -67,6 +67,11 @@ enum conf_deny_action {
 	CONF_DENY_DROP,        /* closed at once, nothing said */
 };
 
+enum conf_dnsbl_action {
+	CONF_DNSBL_REJECT,     /* 554 5.7.1 Service unavailable; client [IP] blocked using ZONE */
+	CONF_DNSBL_TAG,        /* an X-Warren-DNSBL header */
+};
+
 enum conf_log_target {
 	CONF_LOG_STDERR,
 	CONF_LOG_SYSLOG,
@@ -254,6 +259,40 @@ struct warren_config {
 		const char *const *metrics_allow;  /* client networks that may read /metrics */
 		size_t n_metrics_allow;
 	} http;
+	struct conf_helo_checks {        /* smtpd's HELO checks (smtpd/policy-helo.c) */
+		bool require;                /* HELO/EHLO before MAIL (503 5.5.1) */
+		bool reject_invalid;         /* neither a FQDN nor an address literal */
+		bool reject_our_name;        /* our host name, domains or address from outside */
+	} helo_checks;
+	struct conf_lists {              /* black and white lists (smtpd/policy-lists.c) */
+		/* each entry "PATTERN" or "PATTERN text of the reply" */
+		const char *const *whitehosts;          /* networks: no anti-spam checks */
+		size_t n_whitehosts;
+		const char *const *client_blacklist;    /* networks */
+		size_t n_client_blacklist;
+		const char *const *helo_blacklist;      /* names, ".domain" for subdomains */
+		size_t n_helo_blacklist;
+		const char *const *helo_whitelist;
+		size_t n_helo_whitelist;
+		const char *const *sender_blacklist;    /* addresses, domains, ".domain" */
+		size_t n_sender_blacklist;
+		const char *const *sender_whitelist;
+		size_t n_sender_whitelist;
+		const char *const *recipient_blacklist;
+		size_t n_recipient_blacklist;
+		const char *const *recipient_whitelist;
+		size_t n_recipient_whitelist;
+		const char *reject_text;     /* reply text when an entry has none */
+	} lists;
+	struct conf_dnsbl {              /* DNSBL/DNSWL/RHSBL scoring (smtpd/policy-rbl.c) */
+		const char *const *sites;    /* "zone[=codes][*weight]" on the client address */
+		size_t n_sites;
+		const char *const *rhsbl_sites;  /* the same on the sender's domain */
+		size_t n_rhsbl_sites;
+		int threshold;               /* score that triggers action */
+		int action;                  /* enum conf_dnsbl_action */
+		unsigned cache_size;         /* answers kept for their TTL */
+	} dnsbl;
 
 	const struct conf_listener *listeners;  /* in file order */
 	size_t n_listeners;

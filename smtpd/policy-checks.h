@@ -8,4 +8,18 @@
 /* policy-access.c: the listener's allow_networks / deny_networks (CONNECT). */
 enum policy_action policy_listener_access(struct policy_request *r);
 
+/* policy-relay.c: a recipient with sender-specified routing ('%', '!', a quoted
+ * '@' in its local part) from a client that may not relay (smtp-rcpt.c). */
+bool policy_relay_routed(const struct smtp_session *s, const char *addr);
+/* policy-lists.c: whitehosts (CONNECT, EHLO); white and black lists of HELO,
+ * sender, recipient, client (EHLO, MAIL, RCPT, DATA). */
+enum policy_action policy_whitehost(struct policy_request *r);
+enum policy_action policy_lists(struct policy_request *r);
+/* policy-helo.c: helo_checks { } (MAIL). */
+enum policy_action policy_helo_checks(struct policy_request *r);
+/* policy-rbl.c: DNSBL/DNSWL on the client, RHSBL on the sender domain (RCPT;
+ * asynchronous); policy_rbl_free frees the session's verdicts. */
+enum policy_action policy_rbl(struct policy_request *r);
+void policy_rbl_free(struct policy_session *p);
+
 #endif

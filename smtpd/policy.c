@@ -15,6 +15,11 @@
  * anti-spam checks, cheapest first. */
 static const struct policy_check checks[] = {
 	{ "listener_access", STAGE(POLICY_CONNECT), 0, policy_listener_access },
+	{ "whitehost", STAGE(POLICY_CONNECT) | STAGE(POLICY_HELO), 0, policy_whitehost },
+	{ "lists", STAGE(POLICY_HELO) | STAGE(POLICY_MAIL) | STAGE(POLICY_RCPT) | STAGE(POLICY_DATA),
+	  0, policy_lists },   /* whitelists set trust; blacklists check it themselves */
+	{ "helo", STAGE(POLICY_MAIL), POLICY_ANTISPAM, policy_helo_checks },
+	{ "rbl", STAGE(POLICY_RCPT), POLICY_ANTISPAM, policy_rbl },   /* before greylist */
 };
 
 static const char *const stage_names[POLICY_STAGE_COUNT] = {
@@ -31,13 +36,17 @@ struct policy_session *policy_session(struct smtp_session *s)
 
 void policy_session_free(struct smtp_session *s)
 {
+	if (s->policy != NULL)
+		policy_rbl_free(s->policy);
 	free(s->policy);
 	s->policy = NULL;
 }
 
 bool policy_trusted(const struct smtp_session *s)
 {
-	return smtp_relay_allowed(s) || (s->policy != NULL && s->policy->whitehost);
+	const struct policy_session *p = s->policy;
+	return smtp_relay_allowed(s) || (p != NULL && (p->whitehost || p->helo_whitelisted ||
+						       p->sender_whitelisted || p->rcpt_whitelisted));
 }
 
 void policy_reject(struct policy_request *r, int code, const char *fmt, ...)

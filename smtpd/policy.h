@@ -108,8 +108,15 @@ void policy_add_header(struct smtp_session *s, const char *fmt, ...)
 void policy_log_reject(struct smtp_session *s, const struct policy_request *r);
 
 /* Per-session state of the checks (s->policy), freed with the session. */
+struct policy_rbl_state;
 struct policy_session {
 	bool whitehost;              /* a whitehost: anti-spam checks skipped */
+	/* policy-lists.c: the HELO name / the transaction's sender is whitelisted
+	 * (anti-spam checks skipped; txn one cleared at each MAIL) */
+	bool helo_whitelisted, sender_whitelisted;
+	bool rcpt_whitelisted;       /* the current RCPT's recipient (cleared at the next) */
+	/* policy-rbl.c: the client's and sender domain's DNSBL verdicts (per session) */
+	struct policy_rbl_state *rbl;
 };
 
 struct policy_session *policy_session(struct smtp_session *s);

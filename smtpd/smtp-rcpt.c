@@ -9,6 +9,7 @@
  */
 #include "smtpd/smtp-session.h"
 #include "smtpd/policy.h"
+#include "smtpd/policy-checks.h"
 #include "smtpd/outbound.h"
 #include "common/log.h"
 #include "common/pool.h"
@@ -420,6 +421,11 @@ void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 	}
 	if (!smtp_address_valid(addr, t->smtputf8)) {
 		smtp_reply(s, 501, "5.1.3 Bad recipient address syntax");
+		return;
+	}
+	/* user%other@, other!user@, "user@other"@ (policy-relay.c) */
+	if (policy_relay_routed(s, addr)) {
+		reject(s, addr, 554, "5.7.1 Relay access denied");
 		return;
 	}
 	struct expansion *e = x_calloc(1, sizeof(*e));

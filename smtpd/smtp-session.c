@@ -104,6 +104,10 @@ static void run_command(struct smtp_session *s, const char *line, size_t len)
 		smtp_reply(s, 530, "5.7.0 Must issue a STARTTLS command first");
 		return;
 	}
+	/* helo_checks { require = false }: a client that never said HELO may go on */
+	if ((cmd->flags & SMTP_CMD_NEEDS_HELO) && s->state == SMTP_STATE_CONNECTED &&
+	    !s->conf->helo_checks.require && s->n_ehlo == 0)
+		smtp_enter_state(s, SMTP_STATE_HELO);
 	if ((cmd->flags & SMTP_CMD_NEEDS_HELO) && s->state == SMTP_STATE_CONNECTED) {
 		s->bad_commands++;
 		smtp_reply(s, 503, "5.5.1 Error: send HELO/EHLO first");
