@@ -333,6 +333,23 @@ _Static_assert(offsetof(struct warren_config, queue.n_tls_required_domains) ==
 	       offsetof(struct warren_config, queue.tls_required_domains) + sizeof(void *),
 	       "strlist layout");
 
+static const struct conf_key_def limits_keys[] = {
+	K("max_errors", KEY_INT, "20", 1, 1000, CFG_OFF(limits.max_errors),
+	  "Bad or refused commands in one session (SMTP 5xx, IMAP BAD, POP3 -ERR) before "
+	  "the server says goodbye and closes."),
+	K("imap_max_literal", KEY_SIZE, "1M", 1 * KB, 1 * GB, CFG_OFF(limits.imap_max_literal),
+	  "Literal bytes one IMAP command other than APPEND may carry in all (APPEND: "
+	  "max_message_size more); larger ones get NO [TOOBIG]."),
+	K("imap_max_literals", KEY_INT, "1000", 1, 1000000, CFG_OFF(limits.imap_max_literals),
+	  "Literals in one IMAP command (MULTIAPPEND counts each message); more get "
+	  "BAD and the command is dropped."),
+	KEND
+};
+
+static const struct conf_section_def limits_section = {
+	"limits", 0, NULL, "Protocol limits every session has (docs/security-tls.md lists "
+	"every limit, where it is set and its default).", limits_keys };
+
 static const struct conf_key_def http_keys[] = {
 	K("metrics_allow", KEY_STRLIST, "{\"127.0.0.0/8\", \"::1/128\"}", 0, 0,
 	  CFG_OFF(http.metrics_allow),
@@ -659,6 +676,7 @@ static const struct conf_key_def root_keys[] = {
 	SUB("smtp", &smtp_section, 0),
 	SUB("queue", &queue_section, 0),
 	SUB("http", &http_section, 0),
+	SUB("limits", &limits_section, 0),
 	SUB("helo_checks", &helo_checks_section, 0),
 	SUB("lists", &lists_section, 0),
 	SUB("dnsbl", &dnsbl_section, 0),

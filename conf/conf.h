@@ -255,6 +255,11 @@ struct warren_config {
 		const char *srs_secret;      /* SRS for forwarded mail; NULL: off */
 		const char *srs_domain;      /* domain of SRS addresses (NULL: hostname) */
 	} queue;
+	struct conf_limits {             /* protocol limits (docs/security-tls.md) */
+		unsigned max_errors;         /* bad commands before disconnect (all daemons) */
+		uint64_t imap_max_literal;   /* literal bytes of a command other than APPEND */
+		unsigned imap_max_literals;  /* literals in one command */
+	} limits;
 	struct conf_http {
 		const char *const *metrics_allow;  /* client networks that may read /metrics */
 		size_t n_metrics_allow;

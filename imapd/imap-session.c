@@ -229,6 +229,7 @@ static void command_reset(struct imap_session *s)
 		buf_clear(&s->cmd);
 	}
 	s->literal_total = 0;
+	s->literal_count = 0;
 	s->is_append = false;
 }
 
@@ -252,8 +253,8 @@ static bool line_is_append(const char *line, size_t len)
 static uint64_t literal_limit(const struct imap_session *s)
 {
 	if (s->is_append && s->state != IMAP_STATE_NOT_AUTH)
-		return imap_max_message_size(s) + IMAP_COMMAND_LITERAL_MAX;
-	return IMAP_COMMAND_LITERAL_MAX;
+		return imap_max_message_size(s) + s->conf->limits.imap_max_literal;
+	return s->conf->limits.imap_max_literal;
 }
 
 /* A complete line of the command being assembled. */
@@ -288,6 +289,21 @@ static void command_line(struct imap_session *s, const char *data, size_t len)
 		s->mode = IMAP_INPUT_DISCARD;
 		return;
 	}
+	if (ret > 0 && s->literal_count >= s->conf->limits.imap_max_literals) {
+		/* limits.imap_max_literals: a command made of endless literals */
+		recover_tag(s, buf_data(&s->cmd), buf_len(&s->cmd));
+		command_reset(s);
+		log_info("%s: more than %u literals in one command from [%s]", s->id,
+			 s->conf->limits.imap_max_literals, net_conn_peer_ip(s->conn));
+		if (lit.nonsync) {
+			imap_untagged(s, "BYE Too many literals");
+			imap_session_logout(s);
+			return;
+		}
+		imap_tagged(s, "BAD", "Too many literals in one command");
+		s->bad++;
+		return;
+	}
 	if (ret < 0 || lit.size > limit || s->literal_total + lit.size > limit) {
 		recover_tag(s, buf_data(&s->cmd), buf_len(&s->cmd));
 		command_reset(s);
@@ -304,6 +320,7 @@ static void command_line(struct imap_session *s, const char *data, size_t len)
 	buf_append(&s->cmd, "\r\n", 2);
 	s->literal_left = lit.size;
 	s->literal_total += lit.size;
+	s->literal_count++;
 	s->mode = IMAP_INPUT_LITERAL;
 	if (!lit.nonsync)
 		imap_write_str(s, "+ OK\r\n");
@@ -397,7 +414,7 @@ static void on_input(struct net_conn *conn, void *ctx)
 		} else {
 			handle_line(s, &line);
 		}
-		if (s->bad >= IMAP_BAD_MAX && s->state != IMAP_STATE_LOGOUT) {
+		if (s->bad >= s->conf->limits.max_errors && s->state != IMAP_STATE_LOGOUT) {
 			log_info("%s: too many invalid commands from [%s]", s->id,
 				 net_conn_peer_ip(conn));
 			imap_untagged(s, "BYE Too many invalid IMAP commands.");
@@ -495,7 +512,7 @@ void imap_session_accept(struct service *svc, struct net_conn *conn,
 	s->state = IMAP_STATE_NOT_AUTH;
 	s->mode = IMAP_INPUT_LINE;
 	strcpy(s->tag, "*");
-	buf_init(&s->cmd, (size_t)listener->max_line_length + 2 * IMAP_COMMAND_LITERAL_MAX +
+	buf_init(&s->cmd, (size_t)listener->max_line_length + 2 * conf->limits.imap_max_literal +
 		 (size_t)conf->max_message_size + 64);
 	snprintf(s->id, sizeof(s->id), "%lX", ++list->next_id + ((unsigned long)getpid() << 20));
 	s->next = list->head;

@@ -93,6 +93,7 @@ struct imap_session {
 	struct buf cmd;              /* the command being assembled (wire format) */
 	uint64_t literal_left;       /* bytes of the current literal still to read */
 	uint64_t literal_total;      /* literal bytes in this command so far */
+	unsigned literal_count;      /* literals in this command so far */
 
 	char tag[IMAP_TAG_MAX + 1];  /* the tag of the command in progress */
 	struct sasl_state sasl;

@@ -141,7 +141,7 @@ static void on_input(struct net_conn *conn, void *ctx)
 		} else {
 			handle_line(s, line.data, line.len);
 		}
-		if (s->errors >= POP3_ERRORS_MAX && s->state != POP3_STATE_UPDATE) {
+		if (s->errors >= s->conf->limits.max_errors && s->state != POP3_STATE_UPDATE) {
 			log_info("%s: too many errors from [%s]", s->id, net_conn_peer_ip(conn));
 			pop3_err(s, "Too many errors, closing.");
 			pop3_session_close(s);

@@ -167,7 +167,7 @@ static void on_input(struct net_conn *conn, void *ctx)
 		} else {
 			handle_line(s, line.data, line.len);
 		}
-		if (s->errors >= SMTP_ERRORS_MAX && s->state != SMTP_STATE_QUIT) {
+		if (s->errors >= s->conf->limits.max_errors && s->state != SMTP_STATE_QUIT) {
 			log_info("%s: too many errors from [%s]", s->id, net_conn_peer_ip(conn));
 			smtp_reply(s, 421, "4.7.0 %s Error: too many errors", s->conf->hostname);
 			smtp_enter_state(s, SMTP_STATE_QUIT);
