@@ -233,6 +233,65 @@ static const struct conf_section_def security_section = {
 	"security", 0, NULL, "Brute-force protection of logins (docs/security.md).",
 	security_keys };
 
+static const char *const spf_actions[] = { "accept", "tag", "reject", "tempfail", NULL };
+
+#define SPF_ACTION(name_, def_, what_) \
+	KE(#name_, def_, spf_actions, CFG_OFF(spf.name_), \
+	   "What a " what_ " result does: accept, tag (adds tag_header), reject (550 " \
+	   "5.7.23) or tempfail (451 4.7.24).")
+
+static const struct conf_key_def spf_keys[] = {
+	K("enabled", KEY_BOOL, "false", 0, 0, CFG_OFF(spf.enabled),
+	  "Check SPF (RFC 7208, libspf2) of MAIL FROM, or of the HELO name for the null "
+	  "sender, for clients that are not trusted (authenticated, trusted_networks, "
+	  "whitehosts); the result goes into Received-SPF and Authentication-Results "
+	  "headers. Lookups use the dns { } resolvers."),
+	SPF_ACTION(pass, "accept", "pass"),
+	SPF_ACTION(fail, "reject", "fail"),
+	SPF_ACTION(softfail, "tag", "softfail"),
+	SPF_ACTION(neutral, "accept", "neutral"),
+	SPF_ACTION(none, "accept", "none (no SPF record)"),
+	SPF_ACTION(temperror, "tempfail", "temperror (DNS failure)"),
+	SPF_ACTION(permerror, "accept", "permerror (a broken record)"),
+	K("tag_header", KEY_STR, "X-Spam-SPF", 0, 0, CFG_OFF(spf.tag_header),
+	  "Header field added, with the result as its value, when the action is tag."),
+	KEND
+};
+
+static const struct conf_section_def spf_section = {
+	"spf", 0, NULL, "SPF checks of inbound mail (smtpd, docs/policy.md).", spf_keys };
+
+static const struct conf_key_def greylist_keys[] = {
+	K("enabled", KEY_BOOL, "false", 0, 0, CFG_OFF(greylist.enabled),
+	  "Greylist untrusted clients: the first RCPT of a (client network, sender, "
+	  "recipient) triplet gets 451 4.7.1; a retry after delay is accepted. Senders "
+	  "whose SPF passes are keyed by their domain instead of the network."),
+	K("delay", KEY_DURATION, "5m", 1, 86400, CFG_OFF(greylist.delay_s),
+	  "How long a sender must wait before its retry is accepted."),
+	K("retry_window", KEY_DURATION, "4h", 1, 7 * 86400, CFG_OFF(greylist.retry_window_s),
+	  "How long after the first attempt a retry is still accepted; a later one "
+	  "starts over."),
+	K("max_age", KEY_DURATION, "35d", 1, 365 * 86400, CFG_OFF(greylist.max_age_s),
+	  "How long a triplet that passed stays accepted without new mail."),
+	K("auto_whitelist", KEY_INT, "5", 0, 1000000, CFG_OFF(greylist.auto_whitelist),
+	  "Retries that passed from one client network before the network skips "
+	  "greylisting for auto_whitelist_time; 0: never."),
+	K("auto_whitelist_time", KEY_DURATION, "30d", 1, 365 * 86400,
+	  CFG_OFF(greylist.auto_whitelist_time_s),
+	  "How long an automatically whitelisted network skips greylisting."),
+	K("ipv4_prefix", KEY_INT, "24", 8, 32, CFG_OFF(greylist.ipv4_prefix),
+	  "Prefix length of the client network of an IPv4 client."),
+	K("ipv6_prefix", KEY_INT, "64", 16, 128, CFG_OFF(greylist.ipv6_prefix),
+	  "Prefix length of the client network of an IPv6 client."),
+	K("expire_interval", KEY_DURATION, "10m", 1, 86400, CFG_OFF(greylist.expire_interval_s),
+	  "How often each smtpd process removes expired greylisting records."),
+	KEND
+};
+
+static const struct conf_section_def greylist_section = {
+	"greylist", 0, NULL, "Greylisting of inbound mail (smtpd, docs/policy.md).",
+	greylist_keys };
+
 static const struct conf_section_def log_section = {
 	"log", 0, NULL, "Logging.", log_keys };
 static const struct conf_section_def pop3_section = {
@@ -673,6 +732,8 @@ static const struct conf_key_def root_keys[] = {
 	SUB("dns", &dns_section, 0),
 	SUB("auth", &auth_section, 0),
 	SUB("security", &security_section, 0),
+	SUB("spf", &spf_section, 0),
+	SUB("greylist", &greylist_section, 0),
 	SUB("smtp", &smtp_section, 0),
 	SUB("queue", &queue_section, 0),
 	SUB("http", &http_section, 0),

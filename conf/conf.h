@@ -72,6 +72,13 @@ enum conf_dnsbl_action {
 	CONF_DNSBL_TAG,        /* an X-Warren-DNSBL header */
 };
 
+enum conf_spf_action {
+	CONF_SPF_ACCEPT,       /* Received-SPF and Authentication-Results only */
+	CONF_SPF_TAG,          /* ... and spf.tag_header */
+	CONF_SPF_REJECT,       /* 550 5.7.23 */
+	CONF_SPF_TEMPFAIL,     /* 451 4.7.24 */
+};
+
 enum conf_log_target {
 	CONF_LOG_STDERR,
 	CONF_LOG_SYSLOG,
@@ -264,6 +271,22 @@ struct warren_config {
 		const char *const *metrics_allow;  /* client networks that may read /metrics */
 		size_t n_metrics_allow;
 	} http;
+	struct conf_spf {                /* smtpd's SPF check (smtpd/policy-spf.c) */
+		bool enabled;
+		/* enum conf_spf_action for each result */
+		int pass, fail, softfail, neutral, none, temperror, permerror;
+		const char *tag_header;      /* the header that "tag" adds */
+	} spf;
+	struct conf_greylist {           /* smtpd's greylisting (smtpd/policy-greylist.c) */
+		bool enabled;
+		unsigned delay_s;            /* a retry is accepted this long after the first try */
+		unsigned retry_window_s;     /* ... and until this long after it */
+		unsigned max_age_s;          /* a passed triplet is remembered this long */
+		unsigned auto_whitelist;     /* passed retries before a network is whitelisted; 0: off */
+		unsigned auto_whitelist_time_s;  /* how long that lasts */
+		unsigned ipv4_prefix, ipv6_prefix;   /* the client network of a triplet */
+		unsigned expire_interval_s;  /* how often old records are removed */
+	} greylist;
 	struct conf_helo_checks {        /* smtpd's HELO checks (smtpd/policy-helo.c) */
 		bool require;                /* HELO/EHLO before MAIL (503 5.5.1) */
 		bool reject_invalid;         /* neither a FQDN nor an address literal */

@@ -22,4 +22,10 @@ enum policy_action policy_helo_checks(struct policy_request *r);
 enum policy_action policy_rbl(struct policy_request *r);
 void policy_rbl_free(struct policy_session *p);
 
+/* policy-spf.c: SPF of MAIL FROM (or HELO for <>), spf { } (MAIL; asynchronous). */
+enum policy_action policy_spf(struct policy_request *r);
+/* policy-greylist.c: greylisting of (network or SPF domain, sender, recipient),
+ * greylist { } (RCPT; asynchronous, in the store). */
+enum policy_action policy_greylist(struct policy_request *r);
+
 #endif

@@ -111,6 +111,11 @@ void policy_log_reject(struct smtp_session *s, const struct policy_request *r);
 struct policy_rbl_state;
 struct policy_session {
 	bool whitehost;              /* a whitehost: anti-spam checks skipped */
+	/* policy-spf.c: the SPF verdict of transaction number spf_mail (s->n_mail; 0:
+	 * none yet), for greylisting: a pass keys the triplet by spf_domain */
+	unsigned spf_mail;
+	bool spf_pass;
+	char spf_domain[SMTP_DOMAIN_MAX + 1];
 	/* policy-lists.c: the HELO name / the transaction's sender is whitelisted
 	 * (anti-spam checks skipped; txn one cleared at each MAIL) */
 	bool helo_whitelisted, sender_whitelisted;
