@@ -426,7 +426,8 @@ static void lookup_done(const struct dns_result *res, void *ctx)
 	free(job);
 	st->client.done = true;
 	st->sender.done = true;
-	policy_resume(r, verdict(r));
+	/* a client that went away gets no verdict; policy_resume() frees r */
+	policy_resume(r, s->closed ? POLICY_NEXT : verdict(r));
 }
 
 /* Starts the queries of one list for key (or answers them from the cache);

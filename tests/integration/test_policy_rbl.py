@@ -7,7 +7,8 @@ domain against an RHSBL; answers cached for their TTL; DNS failures count as not
 listed; whitehosts, trusted networks, authenticated clients and whitelisted
 recipients skip it. Clients are presented with XCLIENT (docs/policy.md)."""
 
-import poplib
+import os
+import subprocess
 import textwrap
 import time
 
@@ -15,7 +16,9 @@ import pytest
 
 from dnsmasq import Dnsmasq
 from protocols import LineConn, smtp_cmd, smtp_reply, start_instance
-from warren import SECRET_HASH, client_context
+from warren import BUILD, SECRET_HASH
+
+STOREDUMP = os.path.join(BUILD, "tests", "storedump")
 
 V6 = "2001:db8::2"
 V6_NIBBLES = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2"
@@ -162,21 +165,22 @@ def test_whitehost_trusted_authenticated_and_whitelisted_recipient_skip(inst, dn
     assert queries(dns, "200.2.0.192.zen.test") == 0
 
 
-def pop3_messages(inst, user):
-    pop = poplib.POP3_SSL(inst.address, inst.ports["pop3s"], context=client_context(),
-                          timeout=10)
-    try:
-        pop.user(user)
-        pop.pass_("secret")
-        count, _ = pop.stat()
-        return [b"\r\n".join(pop.retr(i + 1)[1]) for i in range(count)]
-    finally:
-        pop.quit()
+def stored_messages(inst, user):
+    """Every message in user's mailboxes, read from the store (tests/storedump)."""
+    out = subprocess.run([STOREDUMP, os.path.join(inst.dir, "state"), user],
+                         capture_output=True, timeout=60, check=True).stdout
+    msgs = []
+    while out:
+        head, out = out.split(b"\n", 1)
+        size = int(head.decode().split("\t")[-1])
+        msgs.append(out[:size])
+        out = out[size + 1:]
+    return msgs
 
 
 def test_tag_action_adds_a_header(dns):
-    i = start_instance(listeners={"smtp": ("smtp", "none"), "pop3s": ("pop3", "implicit")},
-                       domains=DOMAINS, extra=config(dns, action="tag"))
+    i = start_instance(listeners={"smtp": ("smtp", "none")}, domains=DOMAINS,
+                       extra=config(dns, action="tag"))
     try:
         conn = LineConn.open(i, "smtp", timeout=10)
         assert smtp_reply(conn)[0] == 220
@@ -193,7 +197,7 @@ def test_tag_action_adds_a_header(dns):
         deadline = time.monotonic() + 10
         msgs = []
         while time.monotonic() < deadline and not msgs:
-            msgs = pop3_messages(i, "alice@example.test")
+            msgs = stored_messages(i, "alice@example.test")
             time.sleep(0.2)
         assert len(msgs) == 1, msgs
         head = msgs[0].split(b"\r\n\r\n", 1)[0].decode()
@@ -204,3 +208,35 @@ def test_tag_action_adds_a_header(dns):
         i.wait_log("dnsbl: client [192.0.2.2] tagged, score 6")
     finally:
         i.cleanup()
+
+
+def test_silent_dns_server_is_bounded_by_the_timeout_and_survives_a_hangup():
+    import socket
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # never answers
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    extra = textwrap.dedent(f"""\
+        dns {{ servers = "127.0.0.1:{port}"  timeout = 300ms  tries = 1 }}
+        smtp {{ xclient_networks = {{ "127.0.0.1" }} }}
+        dnsbl {{ sites = {{ "zen.test*3" }}  threshold = 3 }}
+        """)
+    i = start_instance(listeners={"smtp": ("smtp", "none")}, domains=DOMAINS, extra=extra)
+    try:
+        # a client that hangs up while its lookup is in flight
+        conn = LineConn.open(i, "smtp", timeout=10)
+        assert smtp_reply(conn)[0] == 220
+        assert smtp_cmd(conn, "XCLIENT ADDR=192.0.2.9")[0] == 220
+        assert smtp_cmd(conn, "EHLO client.example.net")[0] == 250
+        assert smtp_cmd(conn, "MAIL FROM:<a@outside.example.net>")[0] == 250
+        conn.send_line("RCPT TO:<alice@example.test>")
+        conn.close()
+        # the next one waits at most about the timeout and is not listed
+        start = time.monotonic()
+        assert attempt(i, "192.0.2.10")[0] == 250
+        assert time.monotonic() - start < 5
+        i.wait_log("dnsbl: 10.2.0.192.zen.test:")
+        i.wait_log("disconnect from unknown[192.0.2.9]")
+        assert attempt(i, "192.0.2.11")[0] == 250     # smtpd is still there
+    finally:
+        i.cleanup()
+        silent.close()
