@@ -58,6 +58,9 @@ void conf_locations_free(struct conf_load_ctx *ctx);
 void conf_check_files(struct conf_load_ctx *ctx);
 /* Checks across values (duplicates, references, required keys) after copying. */
 void conf_check(struct conf_load_ctx *ctx, cfg_t *root, struct warren_config *conf);
+/* Checks the content filter rules and compiles their patterns into the snapshot's
+ * pool (conf-filter.c). */
+void conf_filters_check(struct conf_load_ctx *ctx, struct warren_config *conf);
 /* Loads the certificates into conf->tls_server. */
 void conf_build_tls(struct conf_load_ctx *ctx, struct warren_config *conf);
 /* Makes conf a snapshot with one reference, owning pool. */

@@ -523,6 +523,24 @@ static int cmp_domain(const void *a, const void *b)
 	return strcmp(((const struct conf_domain *)a)->name, ((const struct conf_domain *)b)->name);
 }
 
+/* filter NAME { } blocks of the top level or of a domain, in file order. */
+static void copy_filters(struct conf_load_ctx *ctx, cfg_t *sec, const struct conf_filter **filters_r,
+			 size_t *n_r)
+{
+	const struct conf_section_def *def = sub_section(&conf_root_section, "filter");
+	unsigned n = cfg_size(sec, "filter");
+	struct conf_filter *fs = pool_alloc(ctx->pool, (n + 1) * sizeof(*fs));
+	for (unsigned i = 0; i < n; i++) {
+		cfg_t *f = cfg_getnsec(sec, "filter", i);
+		copy_keys(ctx, f, def, (char *)&fs[i]);
+		fs[i].name = pool_strdup(ctx->pool, cfg_title(f));
+		fs[i].file = pool_strdup(ctx->pool, conf_shown_path(ctx, f->filename));
+		fs[i].line = conf_section_line(ctx, f, "filter");
+	}
+	*filters_r = fs;
+	*n_r = n;
+}
+
 static void copy_domain(struct conf_load_ctx *ctx, cfg_t *sec, struct conf_domain *d)
 {
 	const struct conf_section_def *def = sub_section(&conf_root_section, "domain");
@@ -561,6 +579,7 @@ static void copy_domain(struct conf_load_ctx *ctx, cfg_t *sec, struct conf_domai
 	qsort(al, n, sizeof(*al), cmp_alias);
 	d->aliases = al;
 	d->n_aliases = n;
+	copy_filters(ctx, sec, &d->filters, &d->n_filters);
 }
 
 static void copy_domains(struct conf_load_ctx *ctx, cfg_t *root, struct warren_config *conf)
@@ -583,6 +602,8 @@ static void copy_config(struct conf_load_ctx *ctx, cfg_t *root, struct warren_co
 	copy_keys(ctx, root, &conf_root_section, (char *)conf);
 	copy_listeners(ctx, root, conf);
 	copy_domains(ctx, root, conf);
+	copy_filters(ctx, root, &conf->filters, &conf->n_filters);
+	conf_filters_check(ctx, conf);
 	if (conf->hostname == NULL) {
 		char host[256];
 		if (gethostname(host, sizeof(host)) != 0)

@@ -72,6 +72,19 @@ enum conf_dnsbl_action {
 	CONF_DNSBL_TAG,        /* an X-Warren-DNSBL header */
 };
 
+/* One zone of dnsbl { sites, rhsbl_sites }: "zone[=codes][*weight]" (conf-dnsbl.c). */
+#define CONF_DNSBL_ZONE_MAX 255
+struct conf_dnsbl_site {
+	char zone[CONF_DNSBL_ZONE_MAX + 1];
+	int weight;                  /* default 1; negative: a DNSWL */
+	bool any;                    /* no codes: any 127.0.0.0/8 answer but 127.255.255.x */
+	uint8_t octet[4][32];        /* codes: the values allowed for each octet (bitmaps) */
+};
+/* false when spec is malformed. */
+bool conf_dnsbl_site_parse(const char *spec, struct conf_dnsbl_site *site);
+/* Does the A record a (4 bytes) count for the site? */
+bool conf_dnsbl_site_matches(const struct conf_dnsbl_site *site, const unsigned char a[4]);
+
 enum conf_spf_action {
 	CONF_SPF_ACCEPT,       /* Received-SPF and Authentication-Results only */
 	CONF_SPF_TAG,          /* ... and spf.tag_header */
@@ -127,6 +140,39 @@ struct conf_tls {
 
 struct conf_domain;
 
+/* A content filter rule (smtpd/policy-content.c, docs/policy.md). */
+enum conf_filter_on {
+	CONF_FILTER_HEADER,      /* a header field of the message, decoded (RFC 2047) */
+	CONF_FILTER_SUBJECT,     /* the decoded Subject */
+	CONF_FILTER_BODY,        /* each text part's body, transfer- and charset-decoded */
+	CONF_FILTER_FILENAME,    /* each attachment's file name */
+	CONF_FILTER_TYPE,        /* each part's content type "type/subtype" */
+};
+
+enum conf_filter_action {
+	CONF_FILTER_REJECT,      /* 550 5.7.1 text */
+	CONF_FILTER_TAG,         /* a header and/or a subject prefix */
+	CONF_FILTER_DISCARD,     /* 250, delivered nowhere */
+	CONF_FILTER_QUARANTINE,  /* to the recipients' domains' quarantine mailboxes */
+	CONF_FILTER_REDIRECT,    /* to one address instead of the recipients */
+};
+
+struct conf_filter {
+	const char *name;            /* the block's title */
+	int on;                      /* enum conf_filter_on */
+	const char *header;          /* on = header: the field name */
+	const char *match;           /* PCRE2 pattern */
+	bool caseless;
+	int action;                  /* enum conf_filter_action */
+	const char *text;            /* the reject reply's text; the reason in the log */
+	const char *tag_header;      /* tag: "Name: value" added */
+	const char *subject_prefix;  /* tag: put in front of the Subject */
+	const char *redirect;        /* redirect: the address */
+	const void *code;            /* the compiled pattern (pcre2_code, in the snapshot) */
+	const char *file;
+	int line;
+};
+
 struct conf_mailbox {
 	const char *name;            /* local part, lower case */
 	const char *address;         /* name@domain */
@@ -138,6 +184,9 @@ struct conf_mailbox {
 	bool forward_keep_copy;      /* with forward: also keep a copy here */
 	struct conf_mailbox_imap {   /* imapd: this user's folder names; NULL: the domain's */
 		const char *drafts, *sent, *trash, *junk, *archive;  /* "": not created */
+		int trash_on_expunge;        /* 0: the domain's (inherit), 1: false, 2: true */
+		unsigned trash_retention_s;  /* 0: the domain's */
+		unsigned junk_retention_s;   /* 0: the domain's */
 	} imap;
 	struct access_rules access;  /* login rules over the domain's (common/access.h) */
 	const struct conf_domain *domain;
@@ -179,6 +228,9 @@ struct conf_domain {
 		unsigned junk_retention_s;   /* the same for the junk folder */
 	} imap;
 	struct access_rules access;  /* login rules of every mailbox (common/access.h) */
+	const char *quarantine_mailbox; /* content filters' quarantine (a local part), or NULL */
+	const struct conf_filter *filters;  /* this domain's content filter rules, in file order */
+	size_t n_filters;
 	const char *file;
 	int line;
 };
@@ -221,6 +273,7 @@ struct warren_config {
 		unsigned cache_size;
 		unsigned failure_delay_ms;
 		unsigned failure_delay_max_ms;
+		bool helper;                 /* a root master runs PAM in warren-authd */
 	} auth;
 	struct conf_security {           /* brute-force blocking (service/login.c) */
 		unsigned max_ip_failures;    /* failed logins from one address per window; 0: off */
@@ -229,6 +282,7 @@ struct warren_config {
 		unsigned block_time_s;
 		const char *const *exempt_networks;  /* never counted nor blocked */
 		size_t n_exempt_networks;
+		bool hide_refusals;          /* access refusals answered as wrong passwords */
 	} security;
 	struct conf_tls tls;
 	struct conf_smtp {
@@ -262,10 +316,22 @@ struct warren_config {
 		const char *srs_secret;      /* SRS for forwarded mail; NULL: off */
 		const char *srs_domain;      /* domain of SRS addresses (NULL: hostname) */
 	} queue;
+	struct conf_rate {               /* rate limits in the store (smtpd/policy-rate.c) */
+		unsigned connections_per_ip; /* connections per connection_window; 0: off */
+		unsigned connection_window_s;
+		unsigned messages_per_user;  /* MAIL of an authenticated user per user_window; 0: off */
+		unsigned recipients_per_user;/* RCPT accepted per user_window; 0: off */
+		unsigned user_window_s;
+		const char *const *exempt_networks;  /* never counted */
+		size_t n_exempt_networks;
+	} rate;
+	const struct conf_filter *filters;  /* global content filter rules, in file order */
+	size_t n_filters;
 	struct conf_limits {             /* protocol limits (docs/security-tls.md) */
 		unsigned max_errors;         /* bad commands before disconnect (all daemons) */
 		uint64_t imap_max_literal;   /* literal bytes of a command other than APPEND */
 		unsigned imap_max_literals;  /* literals in one command */
+		unsigned max_unauth_commands;/* IMAP/POP3 commands before login */
 	} limits;
 	struct conf_http {
 		const char *const *metrics_allow;  /* client networks that may read /metrics */

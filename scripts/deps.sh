@@ -10,6 +10,7 @@ PACKAGES=(
   libuv1-dev libssl-dev libdb5.3-dev libpam0g-dev libspf2-dev libc-ares-dev
   libconfuse-dev libcrypt-dev zlib1g-dev
   libmicrohttpd-dev libexpat1-dev
+  libpcre2-dev         # smtpd content filter rules (docs/policy.md)
   # tools used at run time and by the tests
   openssl python3 python3-pytest swaks dnsmasq-base libpam-wrapper libcmocka-dev
   libnet-ssleay-perl   # swaks --tls

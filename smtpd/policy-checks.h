@@ -28,4 +28,11 @@ enum policy_action policy_spf(struct policy_request *r);
  * greylist { } (RCPT; asynchronous, in the store). */
 enum policy_action policy_greylist(struct policy_request *r);
 
+/* policy-rate.c: connections per client address (CONNECT), transactions and
+ * recipients per authenticated user (MAIL, RCPT), rate { }; in the store. */
+enum policy_action policy_rate_limit(struct policy_request *r);
+/* policy-content.c: filter { } rules on headers, body, attachments (DATA; once
+ * per message, asynchronous). */
+enum policy_action policy_content_filter(struct policy_request *r);
+
 #endif

@@ -15,6 +15,8 @@
  * anti-spam checks, cheapest first. */
 static const struct policy_check checks[] = {
 	{ "listener_access", STAGE(POLICY_CONNECT), 0, policy_listener_access },
+	{ "rate", STAGE(POLICY_CONNECT) | STAGE(POLICY_MAIL) | STAGE(POLICY_RCPT), 0,
+	  policy_rate_limit },   /* early: counted before the costly checks */
 	{ "whitehost", STAGE(POLICY_CONNECT) | STAGE(POLICY_HELO), 0, policy_whitehost },
 	{ "lists", STAGE(POLICY_HELO) | STAGE(POLICY_MAIL) | STAGE(POLICY_RCPT) | STAGE(POLICY_DATA),
 	  0, policy_lists },   /* whitelists set trust; blacklists check it themselves */
@@ -22,6 +24,7 @@ static const struct policy_check checks[] = {
 	{ "rbl", STAGE(POLICY_RCPT), POLICY_ANTISPAM, policy_rbl },   /* before greylist */
 	{ "spf", STAGE(POLICY_MAIL), POLICY_ANTISPAM, policy_spf },         /* before greylist */
 	{ "greylist", STAGE(POLICY_RCPT), POLICY_ANTISPAM, policy_greylist },
+	{ "content_filter", STAGE(POLICY_DATA), POLICY_ANTISPAM, policy_content_filter },
 };
 
 static const char *const stage_names[POLICY_STAGE_COUNT] = {

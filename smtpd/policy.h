@@ -111,6 +111,7 @@ void policy_log_reject(struct smtp_session *s, const struct policy_request *r);
 struct policy_rbl_state;
 struct policy_session {
 	bool whitehost;              /* a whitehost: anti-spam checks skipped */
+	bool discard;                /* policy-content.c: this message goes nowhere (250) */
 	/* policy-spf.c: the SPF verdict of transaction number spf_mail (s->n_mail; 0:
 	 * none yet), for greylisting: a pass keys the triplet by spf_domain */
 	unsigned spf_mail;
