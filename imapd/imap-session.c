@@ -235,6 +235,15 @@ static void command_reset(struct imap_session *s)
 
 static void command_done(struct imap_session *s)
 {
+	if (s->state == IMAP_STATE_NOT_AUTH &&
+	    ++s->unauth_commands > s->conf->limits.max_unauth_commands) {
+		log_info("%s: too many commands before login from [%s]", s->id,
+			 net_conn_peer_ip(s->conn));
+		command_reset(s);
+		imap_untagged(s, "BYE Too many commands before login.");
+		imap_session_logout(s);
+		return;
+	}
 	run_command(s);
 	command_reset(s);
 }

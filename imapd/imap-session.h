@@ -100,6 +100,7 @@ struct imap_session {
 	struct service_login *login;
 	const struct conf_mailbox *user;
 	unsigned bad;
+	unsigned unauth_commands;    /* commands before login (limits.max_unauth_commands) */
 
 	struct imap_selected *sel;   /* SELECTED state */
 	unsigned jobs;               /* store jobs in flight (0 or 1) */

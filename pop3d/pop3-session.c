@@ -116,6 +116,14 @@ static void handle_line(struct pop3_session *s, const char *data, size_t len)
 		pop3_err(s, "NUL character in command.");
 		return;
 	}
+	if (s->state == POP3_STATE_AUTHORIZATION &&
+	    ++s->unauth_commands > s->conf->limits.max_unauth_commands) {
+		log_info("%s: too many commands before login from [%s]", s->id,
+			 net_conn_peer_ip(s->conn));
+		pop3_err(s, "Too many commands before login, closing.");
+		pop3_session_close(s);
+		return;
+	}
 	char *copy = x_strndup(data, len);
 	if (s->state == POP3_STATE_SASL)
 		pop3_sasl_input(s, copy);

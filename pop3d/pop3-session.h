@@ -92,6 +92,7 @@ struct pop3_session {
 	struct service_login *login;
 	const struct conf_mailbox *mailbox;
 	unsigned errors;
+	unsigned unauth_commands;    /* commands before login (limits.max_unauth_commands) */
 
 	struct pop3_maildrop drop;
 	int lock_fd;                      /* flock'ed lock file of the user, -1: none */

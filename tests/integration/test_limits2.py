@@ -3,7 +3,8 @@ deadline (a client trickling one byte a second is closed at command_timeout,
 although every byte would restart the idle timer), the total session time
 (session_timeout), and errors before disconnect as a config key
 (limits.max_errors), and the IMAP literal size and count (limits.imap_max_literal,
-limits.imap_max_literals). Short configured timeouts keep the tests fast."""
+limits.imap_max_literals), and commands before login (limits.max_unauth_commands).
+Short configured timeouts keep the tests fast."""
 
 import time
 
@@ -28,7 +29,8 @@ EXTRA = "idle_timeout = 30s\ncommand_timeout = 1s\nsession_timeout = 3s\n"
 @pytest.fixture(scope="module")
 def inst():
     inst = start_instance(listeners=PROTOS, listener_extra={p: EXTRA for p in PROTOS},
-                          extra="limits { max_errors = 3  imap_max_literal = 2k  imap_max_literals = 3 }\n")
+                          extra="limits { max_errors = 3  imap_max_literal = 2k  imap_max_literals = 3\n"
+                                 "         max_unauth_commands = 20 }\n")
     yield inst
     inst.cleanup()
 
@@ -149,3 +151,16 @@ def test_imap_literal_count_limit(inst):
     assert line.startswith("a BAD") and "literals" in line, line
     inst.wait_log("more than 3 literals in one command from [127.0.0.1]")
     assert noop("imap", c), "the session does not go on after the refused command"
+
+
+@pytest.mark.parametrize("proto", ["imap", "pop3"])
+def test_commands_before_login_limited(inst, proto):
+    c = greeted(inst, proto)
+    for _ in range(20):
+        assert noop(proto, c)
+    cmd, _ = NOOP[proto]
+    c.send_line(cmd)
+    lines = c.lines_until_close(timeout=5)
+    assert lines and lines[0].startswith(("* BYE", "-ERR")), lines
+    assert "before login" in lines[0], lines
+    inst.wait_log("too many commands before login from [127.0.0.1]")
