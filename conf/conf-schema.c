@@ -106,6 +106,11 @@ static const struct conf_key_def auth_keys[] = {
 	  "from the same address."),
 	K("failure_delay_max", KEY_DURATION_MS, "15s", 0, 600000,
 	  CFG_OFF(auth.failure_delay_max_ms), "Upper bound of the growing delay."),
+	K("helper", KEY_BOOL, "true", 0, 0, CFG_OFF(auth.helper),
+	  "When the master runs as root and a domain uses auth = pam: run the PAM "
+	  "checks in warren-authd, a small process that keeps root (pam_unix must read "
+	  "/etc/shadow), while the protocol daemons run as the unprivileged user. "
+	  "false: the daemons run PAM themselves, as that user. Read at start."),
 	KEND
 };
 
@@ -167,6 +172,8 @@ static const struct conf_section_def domain_imap_section = {
 
 #define MIMAP_OFF(field) offsetof(struct conf_mailbox_imap, field)
 
+static const char *const inherit_false_true[] = { "inherit", "false", "true", NULL };
+
 static const struct conf_key_def mailbox_imap_keys[] = {
 	K("drafts", KEY_STR, NULL, 0, 0, MIMAP_OFF(drafts),
 	  "This user's \\Drafts folder, created at the next login when missing; unset: "
@@ -181,11 +188,21 @@ static const struct conf_key_def mailbox_imap_keys[] = {
 	  "This user's \\Junk folder; unset: the domain's."),
 	K("archive", KEY_STR, NULL, 0, 0, MIMAP_OFF(archive),
 	  "This user's \\Archive folder; unset: the domain's."),
+	KE("trash_on_expunge", "inherit", inherit_false_true, MIMAP_OFF(trash_on_expunge),
+	   "The trashcan for this user: true or false; inherit: the domain's "
+	   "trash_on_expunge."),
+	K("trash_retention", KEY_DURATION, NULL, 0, 10 * 365 * 86400,
+	  MIMAP_OFF(trash_retention_s),
+	  "This user's trash retention; unset or 0: the domain's."),
+	K("junk_retention", KEY_DURATION, NULL, 0, 10 * 365 * 86400,
+	  MIMAP_OFF(junk_retention_s),
+	  "This user's junk retention; unset or 0: the domain's."),
 	KEND
 };
 
 static const struct conf_section_def mailbox_imap_section = {
-	"imap", 0, NULL, "The user's own IMAP folder names (imapd), over the domain's.",
+	"imap", 0, NULL, "The user's own IMAP folder names and trashcan (imapd), over the "
+	"domain's.",
 	mailbox_imap_keys };
 
 static const struct conf_key_def imap_keys[] = {
@@ -222,6 +239,12 @@ static const struct conf_key_def security_keys[] = {
 	K("exempt_networks", KEY_STRLIST, NULL, 0, 0, CFG_OFF(security.exempt_networks),
 	  "Client networks whose failures are neither counted nor blocked (a webmail "
 	  "or proxy host)."),
+	K("hide_refusals", KEY_BOOL, "false", 0, 0, CFG_OFF(security.hide_refusals),
+	  "Answer a login that an access rule refuses exactly as a wrong password "
+	  "(reply, delay, counted as a failure), as Dovecot does for allow_nets, so a "
+	  "guesser cannot tell a right password from the answer; off: the user is told "
+	  "(IMAP [AUTHORIZATIONFAILED] / [CONTACTADMIN]). The log names the rule "
+	  "either way."),
 	KEND
 };
 
@@ -232,6 +255,65 @@ _Static_assert(offsetof(struct warren_config, security.n_exempt_networks) ==
 static const struct conf_section_def security_section = {
 	"security", 0, NULL, "Brute-force protection of logins (docs/security.md).",
 	security_keys };
+
+static const char *const spf_actions[] = { "accept", "tag", "reject", "tempfail", NULL };
+
+#define SPF_ACTION(name_, def_, what_) \
+	KE(#name_, def_, spf_actions, CFG_OFF(spf.name_), \
+	   "What a " what_ " result does: accept, tag (adds tag_header), reject (550 " \
+	   "5.7.23) or tempfail (451 4.7.24).")
+
+static const struct conf_key_def spf_keys[] = {
+	K("enabled", KEY_BOOL, "false", 0, 0, CFG_OFF(spf.enabled),
+	  "Check SPF (RFC 7208, libspf2) of MAIL FROM, or of the HELO name for the null "
+	  "sender, for clients that are not trusted (authenticated, trusted_networks, "
+	  "whitehosts); the result goes into Received-SPF and Authentication-Results "
+	  "headers. Lookups use the dns { } resolvers."),
+	SPF_ACTION(pass, "accept", "pass"),
+	SPF_ACTION(fail, "reject", "fail"),
+	SPF_ACTION(softfail, "tag", "softfail"),
+	SPF_ACTION(neutral, "accept", "neutral"),
+	SPF_ACTION(none, "accept", "none (no SPF record)"),
+	SPF_ACTION(temperror, "tempfail", "temperror (DNS failure)"),
+	SPF_ACTION(permerror, "accept", "permerror (a broken record)"),
+	K("tag_header", KEY_STR, "X-Spam-SPF", 0, 0, CFG_OFF(spf.tag_header),
+	  "Header field added, with the result as its value, when the action is tag."),
+	KEND
+};
+
+static const struct conf_section_def spf_section = {
+	"spf", 0, NULL, "SPF checks of inbound mail (smtpd, docs/policy.md).", spf_keys };
+
+static const struct conf_key_def greylist_keys[] = {
+	K("enabled", KEY_BOOL, "false", 0, 0, CFG_OFF(greylist.enabled),
+	  "Greylist untrusted clients: the first RCPT of a (client network, sender, "
+	  "recipient) triplet gets 451 4.7.1; a retry after delay is accepted. Senders "
+	  "whose SPF passes are keyed by their domain instead of the network."),
+	K("delay", KEY_DURATION, "5m", 1, 86400, CFG_OFF(greylist.delay_s),
+	  "How long a sender must wait before its retry is accepted."),
+	K("retry_window", KEY_DURATION, "4h", 1, 7 * 86400, CFG_OFF(greylist.retry_window_s),
+	  "How long after the first attempt a retry is still accepted; a later one "
+	  "starts over."),
+	K("max_age", KEY_DURATION, "35d", 1, 365 * 86400, CFG_OFF(greylist.max_age_s),
+	  "How long a triplet that passed stays accepted without new mail."),
+	K("auto_whitelist", KEY_INT, "5", 0, 1000000, CFG_OFF(greylist.auto_whitelist),
+	  "Retries that passed from one client network before the network skips "
+	  "greylisting for auto_whitelist_time; 0: never."),
+	K("auto_whitelist_time", KEY_DURATION, "30d", 1, 365 * 86400,
+	  CFG_OFF(greylist.auto_whitelist_time_s),
+	  "How long an automatically whitelisted network skips greylisting."),
+	K("ipv4_prefix", KEY_INT, "24", 8, 32, CFG_OFF(greylist.ipv4_prefix),
+	  "Prefix length of the client network of an IPv4 client."),
+	K("ipv6_prefix", KEY_INT, "64", 16, 128, CFG_OFF(greylist.ipv6_prefix),
+	  "Prefix length of the client network of an IPv6 client."),
+	K("expire_interval", KEY_DURATION, "10m", 1, 86400, CFG_OFF(greylist.expire_interval_s),
+	  "How often each smtpd process removes expired greylisting records."),
+	KEND
+};
+
+static const struct conf_section_def greylist_section = {
+	"greylist", 0, NULL, "Greylisting of inbound mail (smtpd, docs/policy.md).",
+	greylist_keys };
 
 static const struct conf_section_def log_section = {
 	"log", 0, NULL, "Logging.", log_keys };
@@ -343,6 +425,9 @@ static const struct conf_key_def limits_keys[] = {
 	K("imap_max_literals", KEY_INT, "1000", 1, 1000000, CFG_OFF(limits.imap_max_literals),
 	  "Literals in one IMAP command (MULTIAPPEND counts each message); more get "
 	  "BAD and the command is dropped."),
+	K("max_unauth_commands", KEY_INT, "50", 1, 100000, CFG_OFF(limits.max_unauth_commands),
+	  "IMAP and POP3 commands a client may send before it has logged in (CAPABILITY, "
+	  "STARTTLS, failed logins...); then the server says goodbye and closes."),
 	KEND
 };
 
@@ -471,6 +556,78 @@ _Static_assert(offsetof(struct warren_config, smtp.n_xclient_networks) ==
 	       "strlist layout");
 _Static_assert(offsetof(struct conf_mailbox, n_forward) ==
 	       offsetof(struct conf_mailbox, forward) + sizeof(void *), "strlist layout");
+
+#define FLT_OFF(field) offsetof(struct conf_filter, field)
+
+static const char *const filter_ons[] = { "header", "subject", "body", "filename", "type",
+					  NULL };  /* enum conf_filter_on */
+static const char *const filter_actions[] = { "reject", "tag", "discard", "quarantine",
+					      "redirect", NULL };  /* enum conf_filter_action */
+
+static const struct conf_key_def filter_keys[] = {
+	KE("on", NULL, filter_ons, FLT_OFF(on),
+	   "What the pattern is matched against: header (the field named by header, "
+	   "RFC 2047-decoded, each occurrence), subject (the decoded Subject), body (each "
+	   "text part, transfer- and charset-decoded to UTF-8, the first 1 MB of each), "
+	   "filename (each attachment's file name) or type (each part's content type, "
+	   "\"type/subtype\"). Unset: header when header is set."),
+	K("header", KEY_STR, NULL, 0, 0, FLT_OFF(header),
+	  "With on = header: the field name (\"X-Mailer\")."),
+	K("match", KEY_STR, NULL, 0, 0, FLT_OFF(match),
+	  "A PCRE2 pattern (UTF-8); it matches when found anywhere in the text. Required."),
+	K("caseless", KEY_BOOL, "true", 0, 0, FLT_OFF(caseless),
+	  "Match without regard to case."),
+	KE("action", NULL, filter_actions, FLT_OFF(action),
+	   "reject (550 5.7.1 with text), tag (tag_header and/or subject_prefix), discard "
+	   "(250, delivered nowhere, logged), quarantine (delivered only to the "
+	   "quarantine_mailbox of the recipients' domains) or redirect (delivered only to "
+	   "redirect). Required."),
+	K("text", KEY_STR, NULL, 0, 0, FLT_OFF(text),
+	  "The reject reply's text and the reason in the log; unset: \"Message content "
+	  "rejected\"."),
+	K("tag_header", KEY_STR, NULL, 0, 0, FLT_OFF(tag_header),
+	  "tag: a header field \"Name: value\" added to the message."),
+	K("subject_prefix", KEY_STR, NULL, 0, 0, FLT_OFF(subject_prefix),
+	  "tag: text put in front of the Subject (\"[SPAM] \"); not added twice."),
+	K("redirect", KEY_STR, NULL, 0, 0, FLT_OFF(redirect),
+	  "redirect: the address that gets the message instead of the recipients (a "
+	  "mailbox of a local domain, or an outside address, through the queue)."),
+	KEND
+};
+
+static const struct conf_section_def filter_section = {
+	"filter", SECTION_MULTI, "a name for the rule (in the log)",
+	"A content filter rule of smtpd, matched once per message after DATA; the rules "
+	"run in file order, global ones first, then those of the recipients' domains, and "
+	"the first that matches decides (docs/policy.md).", filter_keys };
+
+static const struct conf_key_def rate_keys[] = {
+	K("connections_per_ip", KEY_INT, "0", 0, 100000000, CFG_OFF(rate.connections_per_ip),
+	  "SMTP connections from one client address per connection_window, counted in "
+	  "the store for every smtpd process; beyond it the greeting is 421 4.7.0 and the "
+	  "connection closes. 0: no limit."),
+	K("connection_window", KEY_DURATION, "1m", 1, 86400, CFG_OFF(rate.connection_window_s),
+	  "The window connections_per_ip counts in (fixed, from the first connection)."),
+	K("messages_per_user", KEY_INT, "0", 0, 100000000, CFG_OFF(rate.messages_per_user),
+	  "Transactions (MAIL FROM) of one authenticated user per user_window; beyond "
+	  "it MAIL gets 451 4.7.1. 0: no limit."),
+	K("recipients_per_user", KEY_INT, "0", 0, 100000000, CFG_OFF(rate.recipients_per_user),
+	  "Recipients (RCPT TO) of one authenticated user per user_window; beyond it "
+	  "RCPT gets 452 4.5.3. 0: no limit."),
+	K("user_window", KEY_DURATION, "1h", 1, 30 * 86400, CFG_OFF(rate.user_window_s),
+	  "The window messages_per_user and recipients_per_user count in."),
+	K("exempt_networks", KEY_STRLIST, NULL, 0, 0, CFG_OFF(rate.exempt_networks),
+	  "Client networks never counted nor limited."),
+	KEND
+};
+
+_Static_assert(offsetof(struct warren_config, rate.n_exempt_networks) ==
+	       offsetof(struct warren_config, rate.exempt_networks) + sizeof(void *),
+	       "strlist layout");
+
+static const struct conf_section_def rate_section = {
+	"rate", 0, NULL, "smtpd's rate limits, shared by every smtpd process through the "
+	"store (docs/policy.md).", rate_keys };
 
 static const struct conf_key_def listener_keys[] = {
 	K("address", KEY_STR, "0.0.0.0", 0, 0, LIS_OFF(address),
@@ -646,6 +803,10 @@ static const struct conf_key_def domain_keys[] = {
 	SUB("tls", &domain_tls_section, DOM_OFF(tls)),
 	SUB("imap", &domain_imap_section, DOM_OFF(imap)),
 	SUB("access", &access_section, DOM_OFF(access)),
+	K("quarantine_mailbox", KEY_STR, NULL, 0, 0, DOM_OFF(quarantine_mailbox),
+	  "A mailbox of the domain (its local part) that gets the messages a content "
+	  "filter with action = quarantine holds back from the domain's recipients."),
+	SUB("filter", &filter_section, 0),
 	SUB("mailbox", &mailbox_section, 0),
 	SUB("alias", &alias_section, 0),
 	KEND
@@ -673,10 +834,14 @@ static const struct conf_key_def root_keys[] = {
 	SUB("dns", &dns_section, 0),
 	SUB("auth", &auth_section, 0),
 	SUB("security", &security_section, 0),
+	SUB("spf", &spf_section, 0),
+	SUB("greylist", &greylist_section, 0),
 	SUB("smtp", &smtp_section, 0),
 	SUB("queue", &queue_section, 0),
 	SUB("http", &http_section, 0),
 	SUB("limits", &limits_section, 0),
+	SUB("rate", &rate_section, 0),
+	SUB("filter", &filter_section, 0),
 	SUB("helo_checks", &helo_checks_section, 0),
 	SUB("lists", &lists_section, 0),
 	SUB("dnsbl", &dnsbl_section, 0),
