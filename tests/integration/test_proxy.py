@@ -192,3 +192,18 @@ def test_proxy_protocol_needs_trusted_networks(make_warren):
     out = subprocess.run([os.path.join(BIN, "warrenctl"), "-c", w.config_path, "check"], capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "proxy_protocol needs proxy_trusted" in out.stdout + out.stderr
+
+
+def test_per_address_limit_counts_the_real_client(make_warren):
+    w = make_warren(listeners={"imap": ("imap", "none")},
+                    listener_extra={"imap": PROXY_CONF + "max_connections_per_ip = 1\n"})
+    w.start()
+    a = proxied(w, "imap", v1("TCP4", "192.0.2.1", "127.0.0.1", 1, 143))
+    assert a.readline().startswith("* OK ")
+    # another client behind the same proxy is not limited by the first
+    b = proxied(w, "imap", v1("TCP4", "192.0.2.2", "127.0.0.1", 2, 143))
+    assert b.readline().startswith("* OK ")
+    # the same client again is
+    c = proxied(w, "imap", v1("TCP4", "192.0.2.1", "127.0.0.1", 3, 143))
+    assert c.readline().startswith("* BYE [UNAVAILABLE]")
+    w.wait_log("refusing connection from [192.0.2.1]: too many connections from this address")
