@@ -83,6 +83,8 @@ struct service_login {
 	char protocol[16];
 };
 
+static void fail(struct service_login *login);
+
 static void login_free(struct service_login *login)
 {
 	if (login->password != NULL) {
@@ -162,6 +164,15 @@ static void access_done(void *arg, int result)
 	struct service_login *login = arg;
 	if (login->cancelled) {
 		login_free(login);
+		return;
+	}
+	if (login->verdict != ACCESS_ALLOW && login->conf->security.hide_refusals) {
+		/* as a wrong password: the same reply, delay and counting */
+		log_warn("%s login refused: user=<%s>, rip=%s, rule=%s (answered as a wrong "
+			 "password)", login->protocol, login->mailbox->address, login->client_ip,
+			 login->rule);
+		login->logged = true;
+		fail(login);
 		return;
 	}
 	switch (login->verdict) {
@@ -260,9 +271,12 @@ static uint64_t shared_delay_ms(const struct warren_config *conf, int64_t failur
 static void hold_failure(struct service_login *login)
 {
 	uv_loop_t *loop = service_loop(login->svc);
-	uint64_t target = shared_delay_ms(login->conf, login->ip_failures);
+	/* at least one failure's delay: a refusal answered as a failure got none
+	 * from the auth pool (its password was right) */
+	uint64_t target = shared_delay_ms(login->conf, login->ip_failures > 1 ?
+					  login->ip_failures : 1);
 	uint64_t elapsed = uv_now(loop) - login->verify_started_ms;
-	if (login->ip_failures <= 1 || target <= elapsed) {
+	if (target <= elapsed) {
 		finish(login, AUTH_FAIL);
 		return;
 	}
@@ -278,8 +292,9 @@ static void count_done(void *arg, int result)
 	const struct conf_security *sec = &login->conf->security;
 	/* logged now: the client may leave while the reply is held back */
 	char printable[300];
-	log_warn("%s authentication failed: user=<%s>, rip=%s", login->protocol,
-		 printable_login(login, printable, sizeof(printable)), login->client_ip);
+	if (!login->logged)
+		log_warn("%s authentication failed: user=<%s>, rip=%s", login->protocol,
+			 printable_login(login, printable, sizeof(printable)), login->client_ip);
 	login->logged = true;
 	if (result != STORE_OK)
 		log_warn("%s: cannot count a failed login of rip=%s: %s", login->protocol,
@@ -310,6 +325,21 @@ static void run_store_job(struct service_login *login, enum login_state state,
 		done(login, STORE_EIO);
 }
 
+/* A failure (or a refusal answered as one): counted when guarded, then held. */
+static void fail(struct service_login *login)
+{
+	if (!login->guarded) {
+		hold_failure(login);
+		return;
+	}
+	int64_t now = (int64_t)time(NULL);
+	if (now - login_last_expire >= LOGIN_EXPIRE_INTERVAL_S) {
+		login_last_expire = now;
+		login->expire = true;
+	}
+	run_store_job(login, LOGIN_COUNT, count_work, count_done);
+}
+
 static void verify_done(enum auth_result result, void *ctx)
 {
 	struct service_login *login = ctx;
@@ -324,12 +354,7 @@ static void verify_done(enum auth_result result, void *ctx)
 		return;
 	}
 	if (result == AUTH_FAIL && login->guarded && login->ban_left == 0) {
-		int64_t now = (int64_t)time(NULL);
-		if (now - login_last_expire >= LOGIN_EXPIRE_INTERVAL_S) {
-			login_last_expire = now;
-			login->expire = true;
-		}
-		run_store_job(login, LOGIN_COUNT, count_work, count_done);
+		fail(login);
 		return;
 	}
 	finish(login, result == AUTH_OK ? AUTH_FAIL : result);

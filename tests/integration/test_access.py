@@ -288,13 +288,15 @@ def test_bad_rules_are_config_errors(tmp_path):
 # ---- brute force ------------------------------------------------------------------------
 
 SECURITY = ("security { max_ip_failures = 3  max_user_failures = 5  failure_window = 2m  "
-            "block_time = 1m  exempt_networks = { \"127.0.2.0/24\" } }\n")
+            "block_time = 1m  exempt_networks = { \"127.0.2.0/24\" }  hide_refusals = true }\n")
 
 
 @pytest.fixture(scope="module")
 def bf_warren():
     domains = {"example.test": mailbox("alice") + mailbox("bob") + mailbox("dave") +
-               mailbox("erin"),
+               mailbox("erin") +
+               "".join(mailbox(f"office{p}", 'allow_networks = { "127.0.0.1" }')
+                       for p in PROTOCOLS),
                "example.org": mailbox("carol")}
     inst = start_instance(listeners=LISTENERS, extra=SECURITY, domains=domains)
     try:
@@ -418,4 +420,23 @@ def test_failure_delay_follows_the_shared_count(bf_warren):
     assert b"-ERR [AUTH] Authentication failed" in e.value.args[0]
     assert took >= 0.38, took
     pop3.close()
+    assert ban(inst, "remove", src).returncode == 0
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_hide_refusals_answers_as_a_wrong_password(bf_warren, proto):
+    """security.hide_refusals: a right password from an address the rules refuse
+    gets a wrong password's reply, after a failure's delay, and is counted."""
+    inst = bf_warren
+    src = {"imap": "127.0.4.1", "pop3": "127.0.4.2", "smtp": "127.0.4.3"}[proto]
+    user = f"office{proto}@example.test"    # one each: max_user_failures stays away
+    assert login(inst, proto, user, PASSWORD) == "OK"
+    start = time.monotonic()
+    assert_refused(login(inst, proto, user, PASSWORD, src), WRONG[proto])
+    assert time.monotonic() - start >= 0.09
+    inst.wait_log(f"{LOGNAME[proto]} login refused: user=<{user}>, rip={src}, "
+                  f"rule=mailbox {user} allow_networks (answered as a wrong password)")
+    for _ in range(2):
+        assert_refused(login(inst, proto, user, PASSWORD, src), WRONG[proto])
+    inst.wait_log(f"client {src} blocked for 60s after 3 failed logins")
     assert ban(inst, "remove", src).returncode == 0
