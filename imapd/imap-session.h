@@ -14,10 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Literal bytes one command may carry (APPEND streams its message separately). */
-#define IMAP_COMMAND_LITERAL_MAX (1024 * 1024)
-/* BAD replies before the session is closed. */
-#define IMAP_BAD_MAX 20
+/* Literal bytes per command, literals per command, BAD replies before the
+ * session is closed and commands before login: conf limits { } (conf.h). */
 /* Largest non-synchronizing literal with LITERAL- (RFC 7888 section 4). */
 #define IMAP_LITERAL_MINUS_MAX 4096
 /* Longest tag kept for replies. */

@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* -ERR replies before the session is closed. */
-#define POP3_ERRORS_MAX 20
+/* -ERR replies before the session is closed, and commands before login:
+ * conf limits { max_errors, max_unauth_commands }. */
 /* Longest USER name kept. */
 #define POP3_USER_MAX 255
 /* Bytes of a message read from the store per step of RETR/TOP. */

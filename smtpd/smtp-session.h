@@ -12,8 +12,7 @@
 #include <sys/time.h>
 
 /* Errors (5xx/4xx to commands) before the session is closed, as Postfix's
- * smtpd_hard_error_limit. */
-#define SMTP_ERRORS_MAX 20
+ * smtpd_hard_error_limit: conf limits { max_errors }. */
 /* Command lines up to this are copied on the stack; longer ones (AUTH data) on the heap. */
 #define SMTP_LINE_COPY_MAX 1024
 /* Longest HELO/EHLO argument kept. */
