@@ -580,6 +580,23 @@ static void check_network_entries(struct conf_load_ctx *ctx, cfg_t *root, const 
 	}
 }
 
+static void check_dnsbl_sites(struct conf_load_ctx *ctx, cfg_t *root, const char *key,
+			      const char *const *specs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct conf_dnsbl_site site;
+		if (conf_dnsbl_site_parse(specs[i], &site))
+			continue;
+		const char *file = ctx->path;
+		int line = 0;
+		cfg_t *sec = cfg_getsec(root, "dnsbl");
+		if (sec != NULL)
+			conf_key_location(ctx, sec, key, &file, &line);
+		conf_error_at(ctx, file, line, "dnsbl: %s: \"%s\" is not zone[=codes][*weight]", key,
+			      specs[i]);
+	}
+}
+
 static void check_file(struct conf_load_ctx *ctx, const char *path, const char *what,
 		       const char *file, int line)
 {
@@ -718,6 +735,9 @@ void conf_check(struct conf_load_ctx *ctx, cfg_t *root, struct warren_config *co
 		       conf->lists.n_whitehosts);
 	check_network_entries(ctx, root, "lists", "client_blacklist", conf->lists.client_blacklist,
 			      conf->lists.n_client_blacklist);
+	check_dnsbl_sites(ctx, root, "sites", conf->dnsbl.sites, conf->dnsbl.n_sites);
+	check_dnsbl_sites(ctx, root, "rhsbl_sites", conf->dnsbl.rhsbl_sites,
+			  conf->dnsbl.n_rhsbl_sites);
 	for (size_t i = 0; i < conf->n_domains; i++)
 		check_domain(ctx, conf, &conf->domains[i], i > 0 ? &conf->domains[i - 1] : NULL);
 	if (conf->default_domain != NULL && conf_find_domain(conf, conf->default_domain) == NULL)

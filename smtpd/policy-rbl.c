@@ -33,140 +33,6 @@
 /* A query name: reversed IPv6 (64) + zone (255) + dot. */
 #define RBL_NAME_MAX 330
 
-struct rbl_site {
-	char zone[SMTP_DOMAIN_MAX + 1];
-	int weight;
-	bool any;                    /* no codes: any 127.0.0.0/8 answer but 127.255.255.x */
-	uint8_t octet[4][32];        /* codes: the values allowed for each octet */
-};
-
-/* ---- zone specifications: "zone[=codes][*weight]" ---- */
-
-static void bit_set_range(uint8_t bits[32], long lo, long hi)
-{
-	for (long v = lo; v <= hi; v++)
-		bits[v / 8] |= (uint8_t)(1u << (v % 8));
-}
-
-static bool parse_number(const char **p, const char *end, long *v)
-{
-	const char *q = *p;
-	long n = 0;
-	if (q >= end || *q < '0' || *q > '9')
-		return false;
-	while (q < end && *q >= '0' && *q <= '9') {
-		n = n * 10 + (*q++ - '0');
-		if (n > 255)
-			return false;
-	}
-	*v = n;
-	*p = q;
-	return true;
-}
-
-/* One octet: "2", or "[2..11]", "[1;3;5..7]". */
-static bool parse_octet(const char *p, const char *end, uint8_t bits[32])
-{
-	long lo, hi;
-	if (p < end && *p == '[') {
-		if (end[-1] != ']')
-			return false;
-		p++;
-		end--;
-		while (p < end) {
-			if (!parse_number(&p, end, &lo))
-				return false;
-			hi = lo;
-			if (end - p >= 2 && p[0] == '.' && p[1] == '.') {
-				p += 2;
-				if (!parse_number(&p, end, &hi) || hi < lo)
-					return false;
-			}
-			bit_set_range(bits, lo, hi);
-			if (p < end && *p++ != ';')
-				return false;
-		}
-		return true;
-	}
-	if (!parse_number(&p, end, &lo) || p != end)
-		return false;
-	bit_set_range(bits, lo, lo);
-	return true;
-}
-
-static bool parse_codes(const char *p, const char *end, struct rbl_site *site)
-{
-	for (int i = 0; i < 4; i++) {
-		const char *tok_end;
-		if (p < end && *p == '[') {
-			tok_end = memchr(p, ']', (size_t)(end - p));
-			if (tok_end == NULL)
-				return false;
-			tok_end++;
-		} else {
-			tok_end = p;
-			while (tok_end < end && *tok_end != '.')
-				tok_end++;
-		}
-		if (!parse_octet(p, tok_end, site->octet[i]))
-			return false;
-		if (i < 3) {
-			if (tok_end >= end || *tok_end != '.')
-				return false;
-			p = tok_end + 1;
-		} else if (tok_end != end) {
-			return false;
-		}
-	}
-	return true;
-}
-
-/* Also used to check a spec; false when malformed. */
-static bool parse_site(const char *spec, struct rbl_site *site)
-{
-	memset(site, 0, sizeof(*site));
-	site->weight = 1;
-	site->any = true;
-	size_t zlen = strcspn(spec, "=*");
-	if (zlen == 0 || zlen > SMTP_DOMAIN_MAX)
-		return false;
-	memcpy(site->zone, spec, zlen);
-	site->zone[zlen] = '\0';
-	for (size_t i = 0; i < zlen; i++)
-		if (!(spec[i] == '.' || spec[i] == '-' || spec[i] == '_' ||
-		      (spec[i] >= '0' && spec[i] <= '9') || ((spec[i] | 0x20) >= 'a' &&
-							     (spec[i] | 0x20) <= 'z')))
-			return false;
-	const char *p = spec + zlen;
-	if (*p == '=') {
-		const char *end = strchr(p, '*');
-		if (end == NULL)
-			end = p + strlen(p);
-		if (!parse_codes(p + 1, end, site))
-			return false;
-		site->any = false;
-		p = end;
-	}
-	if (*p == '*') {
-		char *end;
-		long w = strtol(p + 1, &end, 10);
-		if (end == p + 1 || *end != '\0' || w < -1000 || w > 1000)
-			return false;
-		site->weight = (int)w;
-		p = end;
-	}
-	return *p == '\0';
-}
-
-static bool site_matches(const struct rbl_site *site, const unsigned char a[4])
-{
-	if (site->any)
-		return a[0] == 127 && !(a[1] == 255 && a[2] == 255);
-	for (int i = 0; i < 4; i++)
-		if (!(site->octet[i][a[i] / 8] & (1u << (a[i] % 8))))
-			return false;
-	return true;
-}
 
 /* ---- the answer cache (per process) and the resolver ---- */
 
@@ -324,7 +190,7 @@ static void verdict_reset(struct rbl_verdict *v, const char *key)
 	snprintf(v->key, sizeof(v->key), "%s", key);
 }
 
-static void verdict_add(struct rbl_verdict *v, const struct rbl_site *site)
+static void verdict_add(struct rbl_verdict *v, const struct conf_dnsbl_site *site)
 {
 	v->score += site->weight;
 	if (site->weight > 0 && v->zone[0] == '\0')
@@ -367,7 +233,7 @@ static bool query_name(const char *key, bool domain, const char *zone, char *out
 
 struct rbl_lookup {
 	struct rbl_job *job;
-	struct rbl_site site;
+	struct conf_dnsbl_site site;
 	bool sender;                     /* an RHSBL query */
 	char name[RBL_NAME_MAX];
 };
@@ -380,11 +246,11 @@ struct rbl_job {
 };
 
 static void apply_answer(struct smtp_session *s, struct rbl_verdict *v,
-			 const struct rbl_site *site, const char *name, size_t n,
+			 const struct conf_dnsbl_site *site, const char *name, size_t n,
 			 const unsigned char (*addrs)[4])
 {
 	for (size_t i = 0; i < n; i++) {
-		if (site_matches(site, addrs[i])) {
+		if (conf_dnsbl_site_matches(site, addrs[i])) {
 			log_info("%s: dnsbl: %s listed in %s (%u.%u.%u.%u), weight %d", s->id, name,
 				 site->zone, addrs[i][0], addrs[i][1], addrs[i][2], addrs[i][3],
 				 site->weight);
@@ -437,7 +303,7 @@ static void ask(struct smtp_session *s, struct rbl_job *job, struct rbl_verdict 
 {
 	for (size_t i = 0; i < n_specs && i < RBL_SITES_MAX; i++) {
 		struct rbl_lookup *lk = &job->lookups[job->n];
-		if (!parse_site(specs[i], &lk->site)) {
+		if (!conf_dnsbl_site_parse(specs[i], &lk->site)) {
 			log_warn("%s: dnsbl: bad zone specification \"%.100s\" ignored", s->id,
 				 specs[i]);
 			continue;

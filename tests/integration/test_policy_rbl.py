@@ -8,6 +8,7 @@ listed; whitehosts, trusted networks, authenticated clients and whitelisted
 recipients skip it. Clients are presented with XCLIENT (docs/policy.md)."""
 
 import os
+import re
 import subprocess
 import textwrap
 import time
@@ -240,3 +241,18 @@ def test_silent_dns_server_is_bounded_by_the_timeout_and_survives_a_hangup():
     finally:
         i.cleanup()
         silent.close()
+
+
+def test_bad_zone_specification_is_a_config_error():
+    from protocols import warren_check
+    from warren import WarrenInstance
+    i = WarrenInstance(listeners={"smtp": ("smtp", "none")},
+                       extra='dnsbl {\n  sites = { "zen.test=127.0.0.[2..]*3" }\n}\n')
+    try:
+        r = warren_check(i.config_path)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0
+        assert re.search(r'warren\.conf:\d+: dnsbl: sites: "zen\.test=127\.0\.0\.\[2\.\.\]\*3" '
+                         r'is not zone\[=codes\]\[\*weight\]', out), out
+    finally:
+        i.cleanup()
