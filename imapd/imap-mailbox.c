@@ -78,9 +78,10 @@ const char *imap_folder_name(const struct imap_session *s, unsigned special_use)
 const char *imap_trash_name(const struct imap_session *s)
 {
 	const struct conf_domain_imap *di = domain_imap(s);
-	if (di == NULL || !di->trash_on_expunge)
-		return NULL;
-	return imap_folder_name(s, STORE_SPECIAL_TRASH);
+	bool on = di != NULL && di->trash_on_expunge;
+	if (s->user != NULL && s->user->imap.trash_on_expunge != 0)
+		on = s->user->imap.trash_on_expunge == 2;     /* "true" */
+	return on ? imap_folder_name(s, STORE_SPECIAL_TRASH) : NULL;
 }
 
 static void append_special(struct buf *out, unsigned special, bool *first)

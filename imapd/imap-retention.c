@@ -1,6 +1,6 @@
 /* imap-retention.c — the trashcan's retention (MISSION I3): messages that have
- * been in a user's trash (or junk) folder longer than the domain's trash_retention
- * (junk_retention) are removed, at each login of the user and, every
+ * been in a user's trash (or junk) folder longer than the user's or else the
+ * domain's trash_retention (junk_retention) are removed, at each login of the user and, every
  * imap.retention_interval, for the next imap.retention_batch configured mailboxes.
  * The store work runs on libuv's thread pool; one periodic run at a time. */
 #include "imapd/imap-retention.h"
@@ -89,15 +89,32 @@ static const struct store_mailbox *find_folder(const struct store_mailbox *list,
 	return NULL;
 }
 
+/* The user's retention of the folder (its own, else the domain's); 0: none. */
+static unsigned retention_of(const struct conf_mailbox *user, unsigned special)
+{
+	const struct conf_domain *d = user->domain;
+	unsigned own = special == STORE_SPECIAL_TRASH ? user->imap.trash_retention_s :
+		user->imap.junk_retention_s;
+	if (own != 0 || d == NULL)
+		return own;
+	return special == STORE_SPECIAL_TRASH ? d->imap.trash_retention_s :
+		d->imap.junk_retention_s;
+}
+
+static bool has_retention(const struct conf_mailbox *user)
+{
+	return retention_of(user, STORE_SPECIAL_TRASH) != 0 ||
+		retention_of(user, STORE_SPECIAL_JUNK) != 0;
+}
+
 int imap_retention_user(struct store *store, const struct conf_mailbox *user,
 			const char *log_id, int64_t now, size_t *removed_r)
 {
-	const struct conf_domain *d = user->domain;
-	if (d == NULL || (d->imap.trash_retention_s == 0 && d->imap.junk_retention_s == 0))
+	if (!has_retention(user))
 		return 0;
 	const struct { unsigned special; unsigned retention_s; } folders[] = {
-		{ STORE_SPECIAL_TRASH, d->imap.trash_retention_s },
-		{ STORE_SPECIAL_JUNK, d->imap.junk_retention_s },
+		{ STORE_SPECIAL_TRASH, retention_of(user, STORE_SPECIAL_TRASH) },
+		{ STORE_SPECIAL_JUNK, retention_of(user, STORE_SPECIAL_JUNK) },
 	};
 	struct store_mailbox *list;
 	size_t n;
@@ -144,11 +161,6 @@ struct retention_job {
 	size_t looked, removed;
 };
 
-static bool has_retention(const struct conf_domain *d)
-{
-	return d->imap.trash_retention_s != 0 || d->imap.junk_retention_s != 0;
-}
-
 static int retention_work(void *arg)
 {
 	struct retention_job *j = arg;
@@ -161,14 +173,15 @@ static int retention_work(void *arg)
 	/* each configured mailbox at most once per run */
 	for (size_t visited = 0; visited < total && j->looked < conf->imap.retention_batch; ) {
 		const struct conf_domain *d = &conf->domains[j->domain];
-		if (j->mailbox >= d->n_mailboxes || !has_retention(d)) {
-			visited += j->mailbox < d->n_mailboxes ? d->n_mailboxes - j->mailbox : 0;
+		if (j->mailbox >= d->n_mailboxes) {
 			j->mailbox = 0;
 			j->domain = (j->domain + 1) % conf->n_domains;
 			continue;
 		}
 		const struct conf_mailbox *m = &d->mailboxes[j->mailbox++];
 		visited++;
+		if (!has_retention(m))
+			continue;
 		j->looked++;
 		int ret = imap_retention_user(j->store, m, "retention", j->now, &j->removed);
 		if (ret == STORE_ERECOVER)

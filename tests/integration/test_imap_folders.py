@@ -36,6 +36,10 @@ mailbox pierre {{
   password = "{SECRET_HASH}"
   imap {{ drafts = "Brouillons"  sent = "Envoyés" }}
 }}
+mailbox ute {{
+  password = "{SECRET_HASH}"
+  imap {{ trash_on_expunge = true  trash_retention = 1h }}
+}}
 imap {{
   sent = "Sent Messages"
   trash_retention = 2s
@@ -162,7 +166,7 @@ def test_retention_runs_without_a_login(inst):
     assert re.search(r"retention: removed 1 message\(s\) older than the retention from "
                      r"Deleted Items of olga@example\.test", log), log[-3000:]
     assert "from Junk E-mail of olga@example.test" in log
-    # retention_batch = 2 of the three mailboxes with a retention per run
+    # retention_batch = 2 of the four mailboxes with a retention per run
     assert re.search(r"retention: looked at 2 mailbox\(es\), removed \d+ message", log)
     assert not re.search(r"retention: looked at [13-9]\d* mailbox", log)
 
@@ -182,4 +186,30 @@ def test_selected_trash_hears_the_expunge(inst):
         if not gone:
             time.sleep(0.3)
     assert gone
+    imap.logout()
+
+
+def test_per_user_trashcan_and_retention(inst):
+    # ute has the trashcan (the domain has not) and keeps her trash for an hour
+    imap = login(inst, "ute@example.test")
+    assert imap.append("INBOX", None, None, MESSAGE)[0] == "OK"
+    assert imap.select("INBOX")[0] == "OK"
+    assert imap.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert imap.expunge()[0] == "OK"
+    assert count(imap, "INBOX") == 0 and count(imap, "Trash") == 1
+    # the domain's 2 s do not apply to her: two retention runs later it is still there
+    runs = inst.log().count("retention: looked at")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and inst.log().count("retention: looked at") < runs + 3:
+        time.sleep(0.3)
+    assert inst.log().count("retention: looked at") >= runs + 3
+    assert count(imap, "Trash") == 1
+    imap.logout()
+    # alice has the domain's settings: no trashcan
+    imap = login(inst, "alice@example.test")
+    assert imap.append("INBOX", None, None, MESSAGE)[0] == "OK"
+    assert imap.select("INBOX")[0] == "OK"
+    assert imap.store("1:*", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert imap.expunge()[0] == "OK"
+    assert count(imap, "Trash") == 0
     imap.logout()
