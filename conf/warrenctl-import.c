@@ -92,9 +92,12 @@ static int append(struct import *im, const char *folder, const char *what,
 	int err = store_append(im->st, im->mb->address, folder, &body, flags, keywords, date,
 			       im->mb->quota, &uid, &uidvalidity);
 	if (err != STORE_OK) {
-		fprintf(stderr, "warrenctl import: %s: not imported: %s\n", what, store_strerror(err));
+		fprintf(stderr, "warrenctl import: %s: not imported: %s%s\n", what,
+			store_strerror(err), err == STORE_EQUOTA ? " (stopping: the rest would not "
+			"fit either; raise the user's quota)" : "");
 		im->failed++;
-		return err == STORE_EIO || err == STORE_ERECOVER ? -1 : 0;
+		/* a full mailbox or a broken store: the next messages would fail too */
+		return err == STORE_EIO || err == STORE_ERECOVER || err == STORE_EQUOTA ? -1 : 0;
 	}
 	im->messages++;
 	return 0;

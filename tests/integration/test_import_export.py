@@ -24,6 +24,10 @@ DOMAINS = {
         mailbox bob {{ password = "{SECRET_HASH}" }}
         mailbox carol {{ password = "{SECRET_HASH}" }}
         mailbox dave {{ password = "{SECRET_HASH}" }}
+        mailbox frank {{
+            password = "{SECRET_HASH}"
+            quota = 3K
+        }}
         mailbox erin {{
             password = "{SECRET_HASH}"
             max_message_size = 20K
@@ -326,4 +330,19 @@ def test_refuses_malformed_input(suite):
     m = imap(suite, "dave")
     typ, data = m.list()
     assert not any(b"Broken" in x for x in data)
+    m.logout()
+
+
+def test_import_stops_at_the_quota(suite):
+    d = workdir(suite, "quota")
+    path = os.path.join(d, "many")
+    body = "q" * 1000
+    write(path, "".join(f"From a@b Mon Nov 13 10:00:0{i} 2023\nSubject: {i}\n\n{body}\n\n"
+                        for i in range(5)).encode())
+    r = ctl(suite, "import", "frank@example.test", "--mbox", path)
+    assert r.returncode == 1
+    assert r.stderr.count("not imported: quota exceeded (stopping") == 1, r.stderr
+    m = imap(suite, "frank")
+    typ, data = m.select("INBOX", readonly=True)
+    assert 1 <= int(data[0]) < 5       # what fit in 3K, the rest not tried
     m.logout()
