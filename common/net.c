@@ -1027,6 +1027,9 @@ void net_conn_consume(struct net_conn *conn, size_t n)
 void net_conn_pause_input(struct net_conn *conn)
 {
 	conn->flags |= CONN_PAUSED;
+	/* input the server does not read is not the client's delay */
+	if (!(conn->flags & CONN_CLOSED))
+		uv_timer_stop(&conn->input_timer);
 }
 
 void net_conn_resume_input(struct net_conn *conn)
