@@ -88,7 +88,12 @@ def test_first_attempt_too_early_then_accepted_after_the_delay(inst):
     assert "(policy=greylist)" in inst.log()
     early = rcpt(inst, "192.0.2.10", sender)
     assert greylisted(early) and 1 <= hint(early) <= DELAY, early
+    # IPv6 clients: the /64 is the network
+    v6 = unique()
+    assert greylisted(rcpt(inst, "IPV6:2001:db8:1:2::5", v6))
     time.sleep(DELAY + 0.5)
+    assert greylisted(rcpt(inst, "IPV6:2001:db8:1:3::5", v6))
+    assert rcpt(inst, "IPV6:2001:db8:1:2:ffff::1", v6)[0] == 250
     # a neighbour in the same /24 counts as the same client
     assert rcpt(inst, "192.0.2.77", sender)[0] == 250
     inst.wait_log("greylist: RCPT from unknown[192.0.2.77]: retry passed after")
