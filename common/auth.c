@@ -22,6 +22,7 @@
  * daemon's loop can end with the pool still allocated.
  */
 #include "common/auth.h"
+#include "common/auth-helper.h"
 #include "common/log.h"
 #include "common/pool.h"
 
@@ -701,8 +702,13 @@ static enum auth_result job_run(const struct auth_job *job, struct crypt_data *d
 		log_warn("auth: PAM check without a PAM service");
 		return AUTH_TEMPFAIL;
 	}
-	switch (auth_pam_verify(job->pam_service, job->pam_user, job->password,
-				job->client_ip)) {
+	/* under a root master, warren-authd runs PAM as root for us (auth-helper.h) */
+	const char *helper = getenv(AUTH_HELPER_ENV);
+	int verdict = helper != NULL && helper[0] != '\0' ?
+		auth_helper_verify(helper, job->pam_service, job->pam_user, job->password,
+				   job->client_ip) :
+		auth_pam_verify(job->pam_service, job->pam_user, job->password, job->client_ip);
+	switch (verdict) {
 	case 1: return AUTH_OK;
 	case 0: return AUTH_FAIL;
 	default: return AUTH_TEMPFAIL;

@@ -4,6 +4,9 @@
 #include "common/pool.h"
 #include "service/service.h"
 
+#include "common/auth-helper.h"
+
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,27 @@ extern char **environ;
 
 static void child_spawn(struct master_child *c);
 
+/* warren-authd runs when we are root, auth.helper is on and a domain uses PAM. */
+static void auth_helper_prepare(struct master *m)
+{
+	const struct warren_config *conf = m->conf;
+	bool pam = false;
+	for (size_t i = 0; i < conf->n_domains; i++)
+		pam |= conf->domains[i].auth == CONF_AUTH_PAM;
+	if (geteuid() != 0 || !conf->auth.helper || !pam)
+		return;
+	struct passwd *pw = getpwnam(conf->user);
+	if (pw == NULL) {
+		log_warn("user %s not found: PAM checks run in the daemons", conf->user);
+		return;
+	}
+	m->auth_uid = (long)pw->pw_uid;
+	m->auth_gid = (long)pw->pw_gid;
+	size_t len = strlen(conf->state_dir) + sizeof("/auth/socket");
+	m->auth_socket = x_malloc(len);
+	snprintf(m->auth_socket, len, "%s/auth/socket", conf->state_dir);
+}
+
 void master_children_init(struct master *m)
 {
 	static const struct {
@@ -21,12 +45,16 @@ void master_children_init(struct master *m)
 		unsigned services;
 		bool uses_store;
 	} defs[MASTER_N_CHILDREN] = {
+		/* PAM as root for the others (common/auth-helper.h); no listener.
+		 * First, so that it is up before the daemons' first logins. */
+		{ "authd", 0, false },
 		{ "smtpd", (1u << CONF_SERVICE_SMTP) | (1u << CONF_SERVICE_SUBMISSION), true },
 		{ "imapd", 1u << CONF_SERVICE_IMAP, true },
 		{ "pop3d", 1u << CONF_SERVICE_POP3, true },
 		/* HTTP (auto-configuration, metrics) never opens the store */
 		{ "httpd", 1u << CONF_SERVICE_HTTP, false },
 	};
+	auth_helper_prepare(m);
 	for (size_t i = 0; i < MASTER_N_CHILDREN; i++) {
 		struct master_child *c = &m->children[i];
 		c->name = defs[i].name;
@@ -39,6 +67,8 @@ void master_children_init(struct master *m)
 		for (size_t l = 0; l < m->n_listeners; l++)
 			if (c->services & (1u << m->listeners[l].service))
 				c->wanted = true;
+		if (c->services == 0)
+			c->wanted = m->auth_socket != NULL;
 	}
 }
 
@@ -114,22 +144,42 @@ static void exit_cb(uv_process_t *proc, int64_t status, int term_signal)
 	uv_timer_start(&c->restart_timer, restart_cb, delay, 0);
 }
 
-/* The environment of a daemon: ours, with its listening sockets named. */
-static char **child_env(const char *fds_spec)
+static bool env_is(const char *entry, const char *name)
+{
+	size_t len = strlen(name);
+	return strncmp(entry, name, len) == 0 && entry[len] == '=';
+}
+
+/* The environment of a daemon: ours, with its listening sockets named and, when
+ * warren-authd runs, its socket. The added entries are malloc'ed (env_free). */
+static char **child_env(const char *fds_spec, const char *auth_socket)
 {
 	size_t n = 0;
 	while (environ[n] != NULL)
 		n++;
-	char **env = x_calloc(n + 2, sizeof(*env));
-	size_t o = 0, prefix = strlen(SERVICE_LISTEN_FDS_ENV);
+	char **env = x_calloc(n + 3, sizeof(*env));
+	size_t o = 0;
 	for (size_t i = 0; i < n; i++)
-		if (!(strncmp(environ[i], SERVICE_LISTEN_FDS_ENV, prefix) == 0 &&
-		      environ[i][prefix] == '='))
+		if (!env_is(environ[i], SERVICE_LISTEN_FDS_ENV) &&
+		    !env_is(environ[i], AUTH_HELPER_ENV))
 			env[o++] = environ[i];
-	size_t len = prefix + strlen(fds_spec) + 2;
+	size_t len = strlen(SERVICE_LISTEN_FDS_ENV) + strlen(fds_spec) + 2;
 	env[o] = x_malloc(len);
-	snprintf(env[o], len, "%s=%s", SERVICE_LISTEN_FDS_ENV, fds_spec);
+	snprintf(env[o++], len, "%s=%s", SERVICE_LISTEN_FDS_ENV, fds_spec);
+	if (auth_socket != NULL) {
+		len = strlen(AUTH_HELPER_ENV) + strlen(auth_socket) + 2;
+		env[o] = x_malloc(len);
+		snprintf(env[o++], len, "%s=%s", AUTH_HELPER_ENV, auth_socket);
+	}
 	return env;
+}
+
+static void env_free(char **env)
+{
+	for (size_t i = 0; env[i] != NULL; i++)
+		if (env_is(env[i], SERVICE_LISTEN_FDS_ENV) || env_is(env[i], AUTH_HELPER_ENV))
+			free(env[i]);
+	free(env);
 }
 
 static void child_spawn(struct master_child *c)
@@ -156,21 +206,25 @@ static void child_spawn(struct master_child *c)
 	char program[4096];
 	snprintf(program, sizeof(program), "%s/warren-%s", m->exe_dir, c->name);
 	char *args[] = { program, "-c", m->config_path, NULL };
-	char **env = child_env(spec);
+	char uid[32], gid[32];
+	char *authd_args[] = { program, "-S", m->auth_socket, "-u", uid, "-g", gid, "-l",
+			       m->conf->log.target == CONF_LOG_SYSLOG ? "syslog" : "stderr", NULL };
+	if (c->services == 0) {
+		snprintf(uid, sizeof(uid), "%ld", m->auth_uid);
+		snprintf(gid, sizeof(gid), "%ld", m->auth_gid);
+	}
+	char **env = child_env(spec, c->services == 0 ? NULL : m->auth_socket);
 	uv_process_options_t opts = {
 		.exit_cb = exit_cb,
 		.file = program,
-		.args = args,
+		.args = c->services == 0 ? authd_args : args,
 		.env = env,
 		.stdio_count = count,
 		.stdio = stdio,
 	};
 	c->proc.data = c;
 	int ret = uv_spawn(m->loop, &c->proc, &opts);
-	for (size_t i = 0; env[i] != NULL; i++)
-		if (strncmp(env[i], SERVICE_LISTEN_FDS_ENV "=", strlen(SERVICE_LISTEN_FDS_ENV) + 1) == 0)
-			free(env[i]);
-	free(env);
+	env_free(env);
 	if (ret < 0) {
 		log_error("cannot start %s: %s", program, uv_strerror(ret));
 		uv_close((uv_handle_t *)&c->proc, spawn_failed_close_cb);

@@ -31,8 +31,8 @@ struct master_listener {
 	int fd;
 };
 
-/* smtpd, imapd, pop3d, httpd */
-#define MASTER_N_CHILDREN 4
+/* smtpd, imapd, pop3d, httpd, and authd (the root PAM helper) */
+#define MASTER_N_CHILDREN 5
 
 struct master_child {
 	const char *name;            /* "smtpd" → program warren-smtpd */
@@ -68,6 +68,8 @@ struct master {
 	uint64_t watch_started;
 	bool recovering;             /* daemons stopped for a store recovery */
 	unsigned long conf_copy_prev;  /* generation of the previous saved copy */
+	char *auth_socket;           /* warren-authd's socket, NULL when it is not used */
+	long auth_uid, auth_gid;     /* the Warren user, who may talk to it */
 };
 
 /* children.c */
