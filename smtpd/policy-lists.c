@@ -157,8 +157,12 @@ enum policy_action policy_lists(struct policy_request *r)
 		bool wl = s->helo[0] != '\0' &&
 			list_find(l->helo_whitelist, l->n_helo_whitelist, LIST_NAME, s->helo,
 				  &text) != NULL;
-		if (wl || s->policy != NULL)
+		if (wl || s->policy != NULL) {
+			/* a new greeting (after XCLIENT, STARTTLS, RSET) starts afresh */
 			policy_session(s)->helo_whitelisted = wl;
+			s->policy->sender_whitelisted = false;
+			s->policy->rcpt_whitelisted = false;
+		}
 		if (wl)
 			log_info("%s: helo <%s> whitelisted: anti-spam checks skipped", s->id,
 				 log_printable(p, sizeof(p), s->helo, strlen(s->helo)));

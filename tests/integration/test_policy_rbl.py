@@ -62,7 +62,11 @@ def config(dns, action="reject"):
     return textwrap.dedent(f"""\
         dns {{ servers = "{dns.server}"  timeout = 500ms  tries = 1 }}
         smtp {{ xclient_networks = {{ "127.0.0.1" }}  trusted_networks = {{ "192.0.2.200" }} }}
-        lists {{ whitehosts = {{ "192.0.2.100" }}  recipient_whitelist = {{ "postmaster@example.test" }} }}
+        lists {{
+            whitehosts = {{ "192.0.2.100" }}
+            recipient_whitelist = {{ "postmaster@example.test" }}
+            sender_whitelist = {{ "@partner.test" }}
+        }}
         dnsbl {{
         {textwrap.indent(SITES, "    ")}    action = {action}
         }}
@@ -161,6 +165,7 @@ def test_whitehost_trusted_authenticated_and_whitelisted_recipient_skip(inst, dn
     assert attempt(inst, "192.0.2.2", sender="alice@example.test",
                    login="alice@example.test")[0] == 250
     assert attempt(inst, "192.0.2.2", to="postmaster@example.test")[0] == 250
+    assert attempt(inst, "192.0.2.2", sender="news@partner.test")[0] == 250
     # the skipped clients were not even looked up
     assert queries(dns, "100.2.0.192.zen.test") == 0
     assert queries(dns, "200.2.0.192.zen.test") == 0
