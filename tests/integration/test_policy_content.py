@@ -9,6 +9,7 @@ import os
 import smtplib
 import subprocess
 import textwrap
+import time
 
 import pytest
 
@@ -63,6 +64,10 @@ DOMAINS = {
         mailbox bob {{ }}
         mailbox dave {{ }}
         mailbox quarantine {{ }}
+        mailbox fwd {{
+            forward = {{ "someone@elsewhere.test" }}
+            forward_keep_copy = true
+        }}
     """),
     "example.org": textwrap.dedent("""\
         mailbox carol { }
@@ -301,3 +306,106 @@ def test_bad_pattern_is_refused_with_file_and_line(inst, tmp_path):
     out = res.stdout + res.stderr
     assert f"{conf}:3: filter broken: match:" in out, out
     assert "filter notag: action = tag needs tag_header or subject_prefix" in out, out
+
+
+# ---- recipients outside: the queue gets the rewritten spool ----
+
+@pytest.fixture(scope="module")
+def remote():
+    """The outside world (elsewhere.test), reached through the queue's relayhost."""
+    i = start_instance(domains={"elsewhere.test": "mailbox someone { }\nmailbox sec { }\n"},
+                       listeners={"smtp": ("smtp", "none")}, log_level="info")
+    yield i
+    i.cleanup()
+
+
+@pytest.fixture(scope="module")
+def relay(remote):
+    extra = textwrap.dedent(f"""\
+        queue {{
+            relayhost = "[127.0.0.1]:{remote.port('smtp')}"
+            relayhost_tls_required = false
+            scan_interval = 1s  retry_min = 1s  retry_max = 2s
+        }}
+        filter bulk {{
+            on = subject
+            match = "newsletter"
+            action = tag
+            subject_prefix = "[BULK] "
+            tag_header = "X-Warren-Tag: bulk"
+        }}
+        filter outside {{
+            header = "X-Route"
+            match = "away"
+            action = redirect
+            redirect = "sec@elsewhere.test"
+        }}
+        """)
+    i = start_instance(listeners={"smtp": ("smtp", "none")}, domains=DOMAINS, extra=extra,
+                       log_level="info")
+    yield i
+    i.cleanup()
+
+
+def wait_dump(inst, user, n, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        msgs = dump(inst, user)
+        if len(msgs) >= n or time.monotonic() > deadline:
+            return msgs
+        time.sleep(0.2)
+
+
+def test_tag_of_a_message_for_two_domains(relay, remote):
+    # two local copies (no Delivered-To) of one rewritten spool
+    msg = message("Weekly newsletter")
+    with smtplib.SMTP("127.0.0.1", relay.port("smtp"), timeout=20) as c:
+        c.ehlo("client.test")
+        c.mail("someone@outside.test")
+        assert c.rcpt("alice@example.test")[0] == 250
+        assert c.rcpt("carol@example.org")[0] == 250
+        code, _ = c.data(msg.encode())
+    assert code == 250
+    alice = dump(relay, "alice@example.test")[-1][1]
+    carol = dump(relay, "carol@example.org")[-1][1]
+    for data in (alice, carol):
+        head = data.split(b"\r\n\r\n", 1)[0]
+        assert head.startswith(b"Return-Path: <someone@outside.test>\r\nX-Warren-Tag: bulk\r\n")
+        assert head.endswith(b"\r\nSubject: [BULK] Weekly newsletter")
+
+
+def test_redirect_to_an_outside_address_goes_through_the_queue(relay, remote):
+    before_alice = count(relay, "alice@example.test")
+    before = count(remote, "sec@elsewhere.test")
+    code, text = send(relay, ["alice@example.test"],
+                      message("hi", headers="X-Route: far away\r\n"))
+    assert code == 250, text
+    msgs = wait_dump(remote, "sec@elsewhere.test", before + 1)
+    assert len(msgs) == before + 1, relay.log()[-3000:]
+    env_to, data = msgs[-1]
+    assert env_to == "sec@elsewhere.test"
+    # the queued copy has no local trace headers of the first hop
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert head.count(b"Return-Path:") == 1 and b"Delivered-To: alice" not in head
+    assert b"X-Warren-Filter: outside (redirect)" in head
+    assert count(relay, "alice@example.test") == before_alice
+
+
+def test_tag_of_a_mixed_message_reaches_the_local_and_the_queued_copy(relay, remote):
+    before = count(remote, "someone@elsewhere.test")
+    before_fwd = count(relay, "fwd@example.test")
+    # fwd keeps a copy and forwards one outside: one spool, a local copy and a
+    # queued copy without the local Return-Path/Delivered-To
+    code, text = send(relay, ["fwd@example.test"], message("Big newsletter"))
+    assert code == 250, text
+    local = dump(relay, "fwd@example.test")
+    assert len(local) == before_fwd + 1
+    head = local[-1][1].split(b"\r\n\r\n", 1)[0]
+    assert head.startswith(b"Return-Path: <someone@outside.test>\r\n"
+                           b"Delivered-To: fwd@example.test\r\nX-Warren-Tag: bulk\r\n"), head
+    msgs = wait_dump(remote, "someone@elsewhere.test", before + 1)
+    assert len(msgs) == before + 1, relay.log()[-3000:]
+    head = msgs[-1][1].split(b"\r\n\r\n", 1)[0]
+    assert b"Delivered-To: fwd@example.test" not in head
+    assert head.count(b"X-Warren-Tag: bulk") == 1
+    assert b"Subject: [BULK] Big newsletter" in head
