@@ -8,9 +8,9 @@
  * NO_DATA for an empty answer, TRY_AGAIN for SERVFAIL or a timeout, NO_RECOVERY
  * for REFUSED and the like), which libspf2 maps to none / temperror.
  *
- * IPv6 resolver addresses are not used here (glibc keeps them outside
- * nsaddr_list, in private fields): at least one IPv4 resolver is needed when
- * servers are configured. */
+ * IPv4 resolvers go into nsaddr_list; IPv6 ones, as res_ninit() itself stores
+ * them, into _u._ext.nsaddrs with the nsaddr_list entry's family 0 (glibc copies
+ * the IPv4 entries there at the first query since _u._ext.nscount is 0). */
 #include "smtpd/spf-dns.h"
 #include "common/log.h"
 #include "common/pool.h"
@@ -135,8 +135,8 @@ static SPF_dns_rr_t *lookup(SPF_dns_server_t *d, const char *domain, ns_type typ
 	return rr;
 }
 
-/* "1.2.3.4", "1.2.3.4:53", "[1.2.3.4]:53" into sin; 1 IPv4, 0 IPv6 (skipped), -1 bad. */
-static int parse_server(const char *item, struct sockaddr_in *sin)
+/* "1.2.3.4", "1.2.3.4:53", "[::1]:53", "::1" into sin (1) or sin6 (0); -1 bad. */
+static int parse_server(const char *item, struct sockaddr_in *sin, struct sockaddr_in6 *sin6)
 {
 	char host[SPF_DNS_ITEM_MAX];
 	const char *port = NULL;
@@ -168,9 +168,12 @@ static int parse_server(const char *item, struct sockaddr_in *sin)
 		if (*port == '\0' || *end != '\0' || p < 1 || p > 65535)
 			return -1;
 	}
-	struct in6_addr a6;
-	if (inet_pton(AF_INET6, host, &a6) == 1)
+	memset(sin6, 0, sizeof(*sin6));
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)p);
 		return 0;
+	}
 	memset(sin, 0, sizeof(*sin));
 	sin->sin_family = AF_INET;
 	sin->sin_port = htons((uint16_t)p);
@@ -180,6 +183,9 @@ static int parse_server(const char *item, struct sockaddr_in *sin)
 static int set_servers(struct __res_state *res, const char *servers, const char **error_r)
 {
 	int n = 0;
+	struct sockaddr_in v4[MAXNS];
+	struct sockaddr_in6 v6[MAXNS];
+	bool is_v6[MAXNS];
 	const char *p = servers;
 	while (*p != '\0') {
 		while (*p == ',' || *p == ' ')
@@ -195,24 +201,37 @@ static int set_servers(struct __res_state *res, const char *servers, const char 
 		memcpy(item, p, len);
 		item[len] = '\0';
 		p += len;
-		struct sockaddr_in sin;
-		int kind = parse_server(item, &sin);
+		if (n >= MAXNS)
+			continue;   /* as resolv.conf: the first MAXNS */
+		int kind = parse_server(item, &v4[n], &v6[n]);
 		if (kind < 0) {
 			*error_r = "bad resolver address in dns.servers";
 			return -1;
 		}
-		if (kind == 0 || n >= MAXNS)
-			continue;
-		res->nsaddr_list[n++] = sin;
+		is_v6[n++] = kind == 0;
 	}
 	if (n == 0) {
-		*error_r = "no IPv4 resolver in dns.servers";
+		*error_r = "no resolver in dns.servers";
 		return -1;
 	}
 	/* drop what res_ninit read from resolv.conf, IPv6 entries included */
 	for (int i = 0; i < MAXNS; i++) {
 		free(res->_u._ext.nsaddrs[i]);
 		res->_u._ext.nsaddrs[i] = NULL;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!is_v6[i]) {
+			res->nsaddr_list[i] = v4[i];
+			continue;
+		}
+		struct sockaddr_in6 *a = malloc(sizeof(*a));
+		if (a == NULL) {
+			*error_r = "out of memory";
+			return -1;
+		}
+		*a = v6[i];
+		memset(&res->nsaddr_list[i], 0, sizeof(res->nsaddr_list[i]));
+		res->_u._ext.nsaddrs[i] = a;
 	}
 	res->nscount = n;
 	res->_u._ext.nscount = 0;

@@ -227,3 +227,22 @@ def test_authenticated_client_skips_spf(inst):
     assert code == 250
     h = fetch_headers(inst, tag)
     assert header(h, "Received-SPF") == [] and header(h, "Authentication-Results") == []
+
+
+def test_an_ipv6_resolver_is_used():
+    with Dnsmasq({"six.test": {"TXT": ["v=spf1 ip4:192.0.2.0/24 -all"]}}, host="::1") as d6:
+        extra = ('dns { servers = "%s"  timeout = 1s  tries = 1 }\n'
+                 'smtp { xclient_networks = { "127.0.0.1" } }\n'
+                 'spf { enabled = true }\n' % d6.server)
+        i = start_instance(listeners={"smtp": ("smtp", "none")}, extra=extra)
+        try:
+            conn = session(i, "198.51.100.1")
+            code, text = smtp_cmd(conn, "MAIL FROM:<x@six.test>")
+            conn.close()
+            assert code == 550 and "5.7.23" in " ".join(text), text
+            conn = session(i, "192.0.2.1")
+            assert smtp_cmd(conn, "MAIL FROM:<x@six.test>")[0] == 250
+            conn.close()
+            i.wait_log("spf: MAIL from unknown[192.0.2.1]: pass identity=mailfrom domain=six.test")
+        finally:
+            i.cleanup()
