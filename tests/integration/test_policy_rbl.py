@@ -31,6 +31,7 @@ RECORDS = {
     "5.2.0.192.zen.test": {"A": ["127.0.0.4"]},            # listed (3) ...
     "5.2.0.192.wl.test": {"A": ["127.0.10.2"]},            # ... but whitelisted (-2)
     "6.2.0.192.zen.test": {"A": ["127.0.0.2"]},            # listed, for the cache test
+    "12.2.0.192.zen.test": {"A": [("127.0.0.2", 1)]},     # listed with a 1 s TTL
     "100.2.0.192.zen.test": {"A": ["127.0.0.2"]},          # a whitehost that is listed
     "200.2.0.192.zen.test": {"A": ["127.0.0.2"]},          # a trusted client that is listed
     V6_NIBBLES + ".zen.test": {"A": ["127.0.0.3"]},        # IPv6, nibble form
@@ -151,6 +152,14 @@ def test_answers_are_cached_for_their_ttl(inst, dns):
     # one smtpd process: the second sessions were answered from its cache
     assert queries(dns, "6.2.0.192.zen.test") == 1, dns.log_text()
     assert queries(dns, "7.2.0.192.zen.test") == 1, dns.log_text()
+
+
+def test_cached_answer_expires_with_its_ttl(inst, dns):
+    assert attempt(inst, "192.0.2.12")[0] == 554
+    assert queries(dns, "12.2.0.192.zen.test") == 1
+    time.sleep(1.5)
+    assert attempt(inst, "192.0.2.12")[0] == 554
+    assert queries(dns, "12.2.0.192.zen.test") == 2, dns.log_text()
 
 
 def test_dns_failure_counts_as_not_listed(inst, dns):
