@@ -87,6 +87,8 @@ USERS = ([f"sink{i}" for i in range(1, SINKS + 1)] +
 
 
 def log(msg):
+    if msg.startswith("  ") and not msg.startswith("   "):
+        msg = f"{msg}  [load {os.getloadavg()[0]:.1f}]"    # the noise of a shared machine
     print(msg, flush=True)
 
 
