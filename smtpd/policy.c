@@ -92,8 +92,11 @@ void policy_log_reject(struct smtp_session *s, const struct policy_request *r)
 	const struct smtp_txn *t = s->txn;
 	if (t != NULL)
 		log_printable(from, sizeof(from), t->from, strlen(t->from));
-	if (r->rcpt != NULL)
-		log_printable(to, sizeof(to), r->rcpt, strlen(r->rcpt));
+	/* END-OF-MESSAGE names the first recipient, as Postfix's cleanup rejects do */
+	const char *rcpt = r->rcpt != NULL ? r->rcpt :
+		r->stage == POLICY_DATA && t != NULL ? t->first_rcpt : NULL;
+	if (rcpt != NULL)
+		log_printable(to, sizeof(to), rcpt, strlen(rcpt));
 	log_printable(reply, sizeof(reply), r->reply, strlen(r->reply));
 	const char *qid = t != NULL && t->queue_id[0] != '\0' ? t->queue_id : "NOQUEUE";
 	char helo[SMTP_HELO_MAX + 1];
@@ -106,8 +109,8 @@ void policy_log_reject(struct smtp_session *s, const struct policy_request *r)
 		log_info("%s: reject: %s from %s[%s]: %d %s;%s%s%s%s%s%s proto=%s helo=<%s> "
 			 "(policy=%s)", qid, stage_names[r->stage], s->client_name, s->client_ip,
 			 r->code, reply, t != NULL ? " from=<" : "", t != NULL ? from : "",
-			 t != NULL ? ">" : "", r->rcpt != NULL ? " to=<" : "",
-			 r->rcpt != NULL ? to : "", r->rcpt != NULL ? ">" : "", smtp_proto_name(s),
+			 t != NULL ? ">" : "", rcpt != NULL ? " to=<" : "",
+			 rcpt != NULL ? to : "", rcpt != NULL ? ">" : "", smtp_proto_name(s),
 			 helo, r->check);
 }
 

@@ -101,7 +101,9 @@ void policy_reject(struct policy_request *r, int code, const char *fmt, ...)
 bool policy_trusted(const struct smtp_session *s);
 /* Adds a header field (the whole "Name: value" without CRLF; folded lines are
  * joined by "\r\n\t") to the message of the current transaction; written at the
- * top of the message, after Return-Path/Delivered-To, before our Received. */
+ * top of the message, after Return-Path/Delivered-To, before our Received. Only
+ * before DATA (CONNECT to RCPT stages): the headers are written when the message
+ * starts; a DATA-stage check that tags rewrites the spool (policy-content.c). */
 void policy_add_header(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Logs a rejection in Postfix's form (the chain does this for its verdicts). */
