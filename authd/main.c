@@ -1,20 +1,26 @@
 /* warren-authd — runs PAM checks as root for the unprivileged daemons.
  *
  * The master starts it (only when it runs as root and a domain authenticates
- * through PAM) as:  warren-authd -S SOCKET -u UID -g GID [-l stderr|syslog]
- * It listens on SOCKET (its folder made 0700 and, like the socket, owned by
- * UID:GID, the Warren user), accepts connections only from that uid or root
- * (SO_PEERCRED), and answers one request per connection in the format of
- * common/auth-helper.h. Each check runs on its own thread, at most
- * AUTHD_THREADS at once (more get 'T' at once). It holds no secret beyond the
- * request in flight, which is wiped after the answer.
+ * through PAM) as:
+ *     warren-authd -S NAME -u UID [-s SERVICE]... [-l stderr|syslog]
+ * It listens on NAME in the abstract Unix socket namespace (no file anywhere),
+ * accepts connections only from UID (the Warren user) or root (SO_PEERCRED), and
+ * answers one request per connection in the format of common/auth-helper.h.
+ * It runs only the PAM services named with -s (those of the configuration's PAM
+ * domains) and never checks a password of uid 0, so a compromised daemon cannot
+ * use it to ask "su" or "sudo" stacks about root. Each check runs on its own
+ * thread, at most AUTHD_THREADS at once (more get 'T' at once); a refusal is held
+ * back AUTHD_FAIL_DELAY_MS, so the helper is no fast password oracle. It holds no
+ * secret beyond the request in flight, which is wiped after the answer.
  */
 #include "common/auth.h"
 #include "common/auth-helper.h"
 #include "common/log.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -24,29 +30,29 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define AUTHD_THREADS 32
-/* A client gets this long to send its request. */
-#define AUTHD_READ_TIMEOUT_S 10
+/* A client gets this long in all to send its request. */
+#define AUTHD_READ_TIMEOUT_MS 10000
+#define AUTHD_FAIL_DELAY_MS 500
+#define AUTHD_SERVICES_MAX 64
 
 static atomic_uint active;
-static const char *socket_path;
+static const char *services[AUTHD_SERVICES_MAX];
+static size_t n_services;
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: warren-authd -S SOCKET -u UID -g GID [-l stderr|syslog]\n"
-		"Started by the master `warren` when it runs as root; see docs/security.md.\n");
+	fprintf(stderr, "usage: warren-authd -S NAME -u UID [-s PAM-SERVICE]... [-l stderr|syslog]\n"
+		"Started by the master `warren` when it runs as root; see docs/privileges.md.\n");
 }
 
 static void on_term(int sig)
 {
 	(void)sig;
-	if (socket_path != NULL)
-		unlink(socket_path);
 	_exit(0);
 }
 
@@ -58,91 +64,106 @@ static void answer(int fd, char verdict)
 	while (n < 0 && errno == EINTR);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads the whole request (until the client's shutdown) within the deadline.
+ * Its length, or -1 (too long, too slow, error). */
+static ssize_t read_request(int fd, char *buf, size_t size)
+{
+	int64_t deadline = now_ms() + AUTHD_READ_TIMEOUT_MS;
+	size_t len = 0;
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -1;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int pr = poll(&p, 1, (int)left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			return -1;
+		ssize_t n = recv(fd, buf + len, size - len, MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return (ssize_t)len;
+		len += (size_t)n;
+		if (len == size)
+			return -1;
+	}
+}
+
+static bool service_allowed(const char *name)
+{
+	for (size_t i = 0; i < n_services; i++)
+		if (strcmp(services[i], name) == 0)
+			return true;
+	return false;
+}
+
+static bool is_root_account(const char *user)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	return getpwnam_r(user, &pw, buf, sizeof(buf), &res) == 0 && res != NULL &&
+	       res->pw_uid == 0;
+}
+
 static void *serve(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
 	char buf[AUTH_HELPER_REQUEST_MAX + 1];
-	size_t len = 0;
-	bool too_long = false;
-	for (;;) {
-		ssize_t n = recv(fd, buf + len, sizeof(buf) - len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		if (len == sizeof(buf)) {
-			too_long = true;
-			break;
-		}
-	}
+	ssize_t len = read_request(fd, buf, sizeof(buf));
 	struct auth_helper_request req;
-	if (too_long || auth_helper_decode(buf, len, &req) < 0) {
-		log_warn("malformed request (%zu bytes) refused", len);
-		answer(fd, 'N');
+	char verdict = 'N';
+	if (len < 0 || auth_helper_decode(buf, (size_t)len, &req) < 0) {
+		log_warn("malformed, overlong or slow request refused");
+	} else if (!service_allowed(req.service)) {
+		char name[64];
+		log_warn("PAM service %s is not one of the configuration's: refused",
+			 log_printable(name, sizeof(name), req.service, strlen(req.service)));
+	} else if (is_root_account(req.user)) {
+		log_warn("a check of a uid 0 account refused");
 	} else {
 		int v = auth_pam_verify(req.service, req.user, req.password,
 					req.rhost[0] != '\0' ? req.rhost : NULL);
-		answer(fd, v == 1 ? 'Y' : v == 0 ? 'N' : 'T');
+		verdict = v == 1 ? 'Y' : v == 0 ? 'N' : 'T';
 	}
 	explicit_bzero(buf, sizeof(buf));
+	if (verdict == 'N')
+		usleep(AUTHD_FAIL_DELAY_MS * 1000);
+	answer(fd, verdict);
 	close(fd);
 	atomic_fetch_sub(&active, 1);
 	return NULL;
 }
 
-static int make_socket(const char *path, uid_t uid, gid_t gid)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error("socket path %s is too long", path);
-		return -1;
-	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash != NULL && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-			log_error("mkdir %s: %s", dir, strerror(errno));
-			return -1;
-		}
-		if (chown(dir, uid, gid) < 0 || chmod(dir, 0700) < 0) {
-			log_error("%s: %s", dir, strerror(errno));
-			return -1;
-		}
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	unlink(path);
-	mode_t old = umask(0177);
-	int ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (ret < 0 || chown(path, uid, gid) < 0 || listen(fd, 128) < 0) {
-		log_error("%s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 int main(int argc, char **argv)
 {
-	const char *path = NULL, *target = "stderr";
-	long uid = -1, gid = -1;
+	const char *name = NULL, *target = "stderr";
+	long uid = -1;
 	int c;
-	while ((c = getopt(argc, argv, "S:u:g:l:h")) != -1) {
+	while ((c = getopt(argc, argv, "S:u:g:s:l:h")) != -1) {
 		switch (c) {
-		case 'S': path = optarg; break;
+		case 'S': name = optarg; break;
 		case 'u': uid = strtol(optarg, NULL, 10); break;
-		case 'g': gid = strtol(optarg, NULL, 10); break;
+		case 'g': break;   /* accepted for compatibility; not needed */
+		case 's':
+			if (n_services < AUTHD_SERVICES_MAX)
+				services[n_services++] = optarg;
+			break;
 		case 'l': target = optarg; break;
 		default: usage(); return 2;
 		}
 	}
-	if (path == NULL || uid < 0 || gid < 0) {
+	if (name == NULL || uid < 0) {
 		usage();
 		return 2;
 	}
@@ -153,11 +174,16 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_term);
 	signal(SIGHUP, SIG_IGN);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);   /* never outlive the master */
-	int lfd = make_socket(path, (uid_t)uid, (gid_t)gid);
-	if (lfd < 0)
+	struct sockaddr_un sa;
+	socklen_t sa_len;
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (auth_helper_address(name, &sa, &sa_len) < 0 || lfd < 0 ||
+	    bind(lfd, (struct sockaddr *)&sa, sa_len) < 0 || listen(lfd, 128) < 0) {
+		log_error("cannot listen on @%s: %s", name, strerror(errno));
 		return 1;
-	socket_path = path;
-	log_info("serving PAM checks on %s for uid %ld", path, uid);
+	}
+	log_info("serving PAM checks on @%s for uid %ld (%zu PAM service%s)", name, uid,
+		 n_services, n_services == 1 ? "" : "s");
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -179,12 +205,9 @@ int main(int argc, char **argv)
 			close(fd);
 			continue;
 		}
-		struct timeval tv = { .tv_sec = AUTHD_READ_TIMEOUT_S };
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		if (atomic_fetch_add(&active, 1) >= AUTHD_THREADS) {
 			atomic_fetch_sub(&active, 1);
-			log_warn("%d checks running; one more answered 'try later'",
-				 AUTHD_THREADS);
+			log_warn("%d checks running; one more answered 'try later'", AUTHD_THREADS);
 			answer(fd, 'T');
 			close(fd);
 			continue;

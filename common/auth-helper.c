@@ -3,6 +3,7 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,18 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+int auth_helper_address(const char *name, struct sockaddr_un *sa, socklen_t *len_r)
+{
+	size_t len = strlen(name);
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (len == 0 || len + 1 > sizeof(sa->sun_path))
+		return -1;
+	memcpy(sa->sun_path + 1, name, len);   /* sun_path[0] = 0: abstract */
+	*len_r = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
+	return 0;
+}
 
 int auth_helper_encode(const struct auth_helper_request *req, char *out, size_t size)
 {
@@ -77,16 +90,25 @@ int auth_helper_verify(const char *socket_path, const char *service, const char 
 		log_warn("auth: PAM request too long or malformed; refused");
 		return 0;
 	}
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(socket_path) >= sizeof(sa.sun_path))
+	struct sockaddr_un sa;
+	socklen_t sa_len;
+	if (auth_helper_address(socket_path, &sa, &sa_len) < 0)
 		return -1;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", socket_path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	int ret = -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		log_warn("auth: cannot reach warren-authd at %s: %s", socket_path, strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sa_len) < 0) {
+		log_warn("auth: cannot reach warren-authd at @%s: %s", socket_path, strerror(errno));
+		goto out;
+	}
+	/* a name in the abstract namespace can be taken by anyone: the password goes
+	 * only to a root process */
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid != 0) {
+		log_error("auth: @%s is not served by root (uid %ld): password not sent", socket_path,
+			  cl == sizeof(cred) ? (long)cred.uid : -1L);
 		goto out;
 	}
 	if (write_all(fd, req, (size_t)len) < 0 || shutdown(fd, SHUT_WR) < 0)

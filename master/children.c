@@ -7,6 +7,7 @@
 #include "common/auth-helper.h"
 
 #include <pwd.h>
+#include <sys/random.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,9 @@
 extern char **environ;
 
 static void child_spawn(struct master_child *c);
+
+/* PAM services handed to warren-authd at most. */
+#define AUTHD_SERVICES_MAX 64
 
 /* warren-authd runs when we are root, auth.helper is on and a domain uses PAM. */
 static void auth_helper_prepare(struct master *m)
@@ -33,9 +37,16 @@ static void auth_helper_prepare(struct master *m)
 	}
 	m->auth_uid = (long)pw->pw_uid;
 	m->auth_gid = (long)pw->pw_gid;
-	size_t len = strlen(conf->state_dir) + sizeof("/auth/socket");
-	m->auth_socket = x_malloc(len);
-	snprintf(m->auth_socket, len, "%s/auth/socket", conf->state_dir);
+	/* a random name in the abstract namespace: no file to swap, nothing to guess */
+	unsigned char rnd[8];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		log_warn("getrandom failed: PAM checks run in the daemons");
+		return;
+	}
+	m->auth_socket = x_malloc(sizeof("warren-authd-") + 2 * sizeof(rnd));
+	int o = sprintf(m->auth_socket, "warren-authd-");
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		o += sprintf(m->auth_socket + o, "%02x", rnd[i]);
 }
 
 void master_children_init(struct master *m)
@@ -199,19 +210,46 @@ static void child_spawn(struct master_child *c)
 			continue;
 		stdio[count].flags = UV_INHERIT_FD;
 		stdio[count].data.fd = ml->fd;
-		so += (size_t)snprintf(spec + so, sizeof(spec) - so, "%s%s=%d", so ? "," : "",
-				       ml->name, count);
+		int n = snprintf(spec + so, sizeof(spec) - so, "%s%s=%d", so ? "," : "",
+				 ml->name, count);
+		if (n < 0 || (size_t)n >= sizeof(spec) - so) {
+			log_error("warren-%s: too many or too long listener names; listener %s "
+				  "not handed over", c->name, ml->name);
+			spec[so] = '\0';
+			break;
+		}
+		so += (size_t)n;
 		count++;
 	}
 	char program[4096];
 	snprintf(program, sizeof(program), "%s/warren-%s", m->exe_dir, c->name);
 	char *args[] = { program, "-c", m->config_path, NULL };
-	char uid[32], gid[32];
-	char *authd_args[] = { program, "-S", m->auth_socket, "-u", uid, "-g", gid, "-l",
-			       m->conf->log.target == CONF_LOG_SYSLOG ? "syslog" : "stderr", NULL };
+	/* authd: its name, the user it serves and the PAM services it may run */
+	char uid[32];
+	char *authd_args[8 + 2 * AUTHD_SERVICES_MAX];
+	size_t na = 0;
 	if (c->services == 0) {
 		snprintf(uid, sizeof(uid), "%ld", m->auth_uid);
-		snprintf(gid, sizeof(gid), "%ld", m->auth_gid);
+		authd_args[na++] = program;
+		authd_args[na++] = "-S";
+		authd_args[na++] = m->auth_socket;
+		authd_args[na++] = "-u";
+		authd_args[na++] = uid;
+		authd_args[na++] = "-l";
+		authd_args[na++] = m->conf->log.target == CONF_LOG_SYSLOG ? "syslog" : "stderr";
+		const struct warren_config *conf = m->conf;
+		for (size_t i = 0; i < conf->n_domains && na + 3 < sizeof(authd_args) / sizeof(char *); i++) {
+			const struct conf_domain *d = &conf->domains[i];
+			bool seen = false;
+			for (size_t k = 0; k < i && !seen; k++)
+				seen = conf->domains[k].auth == CONF_AUTH_PAM &&
+					strcmp(conf->domains[k].pam_service, d->pam_service) == 0;
+			if (d->auth != CONF_AUTH_PAM || seen)
+				continue;
+			authd_args[na++] = "-s";
+			authd_args[na++] = (char *)d->pam_service;
+		}
+		authd_args[na] = NULL;
 	}
 	char **env = child_env(spec, c->services == 0 ? NULL : m->auth_socket);
 	uv_process_options_t opts = {

@@ -66,7 +66,10 @@ def with_helper():
 
 
 def socket_path(inst):
-    return os.path.join(inst.dir, "state", "auth", "socket")
+    """The helper's abstract socket name, from its command line (-S NAME)."""
+    pid = inst.children()["authd"]
+    args = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+    return "\0" + args[args.index(b"-S") + 1].decode()
 
 
 def test_pam_logins_work_through_the_helper(with_helper):
@@ -102,9 +105,10 @@ def test_only_the_helper_keeps_root(with_helper):
     assert proc_uid(kids["authd"]) == 0
     for name in ("imapd", "pop3d", "smtpd"):
         assert proc_uid(kids[name]) != 0, name
-    st = os.stat(socket_path(with_helper))
-    assert st.st_mode & 0o077 == 0
-    assert os.stat(os.path.dirname(socket_path(with_helper))).st_mode & 0o077 == 0
+    # no socket file anywhere a daemon could swap for a symlink: the name is abstract
+    assert not os.path.exists(os.path.join(with_helper.dir, "state", "auth"))
+    name = socket_path(with_helper)
+    assert name.startswith("\0warren-authd-") and len(name) == len("\0warren-authd-") + 16
 
 
 def ask(path, payload):
@@ -126,7 +130,12 @@ def test_malformed_requests_are_refused(with_helper):
     for bad in (b"", b"WA2\0warren-test\0dave\0x\0\0", b"WA1\0warren-test\0dave\0x",
                 b"WA1\0\0dave\0x\0\0", b"WA1\0a\0b\0c\0d\0e\0", b"x" * 5000):
         assert ask(path, bad) == b"N", bad[:40]
-    with_helper.wait_log("malformed request")
+    with_helper.wait_log("malformed, overlong or slow request refused")
+    # only the configuration's PAM services, and never a uid 0 account
+    assert ask(path, b"WA1\0su\0dave\0" + PASSWORD.encode() + b"\0\0") == b"N"
+    with_helper.wait_log("PAM service su is not one of the configuration's")
+    assert ask(path, b"WA1\0warren-test\0root\0x\0\0") == b"N"
+    with_helper.wait_log("a check of a uid 0 account refused")
 
 
 def test_other_users_cannot_use_the_helper(with_helper):
@@ -138,16 +147,53 @@ def test_other_users_cannot_use_the_helper(with_helper):
             os.setgid(1)
             os.setuid(1)   # "daemon": neither root nor the Warren user
             try:
-                ask(path, b"WA1\0warren-test\0dave\0x\0\0")
-                code = 2   # it answered
-            except PermissionError:
-                code = 0   # the folder (0700) keeps it out
+                data = ask(path, b"WA1\0warren-test\0dave\0" + PASSWORD.encode() + b"\0\0")
+                code = 0 if data == b"" else 2   # closed without an answer
             except (ConnectionError, OSError):
                 code = 0
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+    with_helper.wait_log("connection from uid 1 refused")
+
+
+def test_daemons_send_passwords_only_to_a_root_helper(with_helper):
+    """A name squatted by a non-root process gets no password: imapd checks the
+    peer's uid before it sends the request."""
+    import threading
+    path = socket_path(with_helper)
+    # stand in for the helper under a name nobody else uses, as uid 1
+    fake = "\0warren-authd-fake" + str(os.getpid())
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(1)
+            os.setuid(1)
+            srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            srv.bind(fake)
+            srv.listen(1)
+            os.write(w, b"r")
+            srv.settimeout(15)
+            c, _ = srv.accept()
+            c.settimeout(5)
+            got = c.recv(100)
+            os._exit(3 if got else 0)
+        except socket.timeout:
+            os._exit(4)   # the client never came: the probe proves nothing
+        except Exception:
+            os._exit(1)
+    os.read(r, 1)
+    from warren import BIN
+    import subprocess
+    # authcheck-like probe: the client code is the daemons' (common/auth-helper.c)
+    probe = os.path.join(os.path.dirname(BIN), "tests", "authcheck")
+    env = dict(os.environ, WARREN_AUTH_SOCKET=fake[1:])
+    subprocess.run([probe, "pam", "warren-test", "dave"], input=PASSWORD + "\n", env=env,
+                   capture_output=True, text=True, timeout=60)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0, "the password went to a non-root peer"
 
 
 def test_without_the_helper_the_same_login_fails():
