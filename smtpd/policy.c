@@ -117,6 +117,13 @@ void policy_log_reject(struct smtp_session *s, const struct policy_request *r)
 static void finish(struct policy_request *r)
 {
 	struct smtp_session *s = r->s;
+	if (r->waited && s->state == SMTP_STATE_QUIT) {
+		/* timed out or shut down while the check ran: the client was told 421
+		 * and the connection is closing; nothing more may be said or done */
+		r->done(NULL, r);
+		free(r);
+		return;
+	}
 	if (r->code != 0)
 		policy_log_reject(s, r);
 	if (r->waited)

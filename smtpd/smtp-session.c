@@ -234,6 +234,9 @@ static void on_timeout(struct net_conn *conn, void *ctx)
 		log_info("%s: timeout after %s from %s[%s]", s->id, after, s->client_name,
 			 s->client_ip);
 	smtp_reply(s, 421, "4.4.2 %s Error: timeout exceeded", s->conf->hostname);
+	/* the connection closes now; a check or store job still running must not
+	 * answer or deliver after this 421 (policy.c, finish) */
+	smtp_enter_state(s, SMTP_STATE_QUIT);
 }
 
 static void session_free(struct smtp_session *s)
