@@ -309,6 +309,8 @@ static void sigterm_cb(uv_signal_t *handle, int signum)
 
 /* ---- main ---- */
 
+#define SERVICE_THREADPOOL_SIZE "16"
+
 static void usage(const char *name)
 {
 	fprintf(stderr, "usage: warren-%s [-c FILE]\n"
@@ -350,6 +352,11 @@ int service_main(int argc, char **argv, const struct service_def *def)
 	}
 	apply_logging(svc, svc->conf);
 	signal(SIGPIPE, SIG_IGN);
+	/* libuv's pool runs the store calls and smtpd's SPF checks (libspf2 blocks on
+	 * DNS): with its default 4 threads, a few SPF lookups of domains whose servers
+	 * never answer would hold up every delivery of the process. An admin's own
+	 * UV_THREADPOOL_SIZE wins. */
+	setenv("UV_THREADPOOL_SIZE", SERVICE_THREADPOOL_SIZE, 0);
 	svc->loop = uv_default_loop();
 	if (open_listeners(svc) < 0)
 		return 1;
