@@ -113,6 +113,27 @@ void metrics_count_auth(const char *protocol, int result)
 	metrics_count((enum metric_counter)(base + result));
 }
 
+const char *const metrics_reject_reasons[] = {
+	"unknown_user", "relay", "alias_loop", "size", "quota", "listener_access", "rate",
+	"lists", "helo", "rbl", "spf", "greylist", "content_filter", "other", NULL,
+};
+_Static_assert(sizeof(metrics_reject_reasons) / sizeof(metrics_reject_reasons[0]) - 1 <=
+	       METRIC_REJECT_LAST - METRIC_REJECT_FIRST + 1, "too many reject reasons");
+
+void metrics_count_reject(const char *reason)
+{
+	size_t other = 0, i;
+	for (i = 0; metrics_reject_reasons[i] != NULL; i++) {
+		if (strcmp(metrics_reject_reasons[i], "other") == 0)
+			other = i;
+		if (reason != NULL && strcmp(metrics_reject_reasons[i], reason) == 0)
+			break;
+	}
+	if (metrics_reject_reasons[i] == NULL)
+		i = other;
+	metrics_count((enum metric_counter)(METRIC_REJECT_FIRST + i));
+}
+
 int metrics_read(const char *state_dir, struct metrics_snapshot *snap_r)
 {
 	char path[4096];

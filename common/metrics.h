@@ -41,8 +41,17 @@ enum metric_counter {
 	METRIC_AUTH_POP3_FAILURE,
 	METRIC_AUTH_POP3_REFUSED,
 	METRIC_AUTH_POP3_TEMPFAIL,
+	/* smtpd's refusals (a command answered 4xx/5xx by a check), by reason, in
+	 * the order of metrics_reject_reasons[] */
+	METRIC_REJECT_FIRST,
+	METRIC_REJECT_LAST = METRIC_REJECT_FIRST + 15,
 	METRIC_COUNT
 };
+
+/* The reasons smtpd's refusals are counted under: the policy chain's check
+ * names (smtpd/policy.c) and the recipient checks of smtp-rcpt.c; a name not in
+ * the list counts as "other". NULL-terminated, at most 16. */
+extern const char *const metrics_reject_reasons[];
 
 /* Maps (creating it when missing) state_dir/metrics for counting. */
 int metrics_open(const char *state_dir);
@@ -54,6 +63,9 @@ void metrics_count_delivery(const char *relay, const char *status);
 /* A login's outcome: protocol "smtp"/"imap"/"pop3", result 0 success, 1 wrong
  * password or unknown user, 2 refused by an access rule, 3 temporary failure. */
 void metrics_count_auth(const char *protocol, int result);
+
+/* A refusal by reason (see metrics_reject_reasons). */
+void metrics_count_reject(const char *reason);
 
 /* ---- reading (warren-httpd) ---- */
 

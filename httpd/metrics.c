@@ -309,6 +309,13 @@ static void counters(struct buf *out, const struct warren_config *conf)
 		for (size_t r = 0; r < 4; r++)
 			buf_printf(out, "warren_auth_total{protocol=\"%s\",result=\"%s\"} %llu\n",
 				   protocols[p], results[r], (unsigned long long)v[bases[p] + r]);
+	help(out, "warren_smtp_rejects_total", "counter",
+	     "SMTP commands smtpd refused (4xx/5xx) by reason: the recipient checks "
+	     "(unknown_user, relay, alias_loop, size, quota) and the policy chain's checks.");
+	for (size_t i = 0; metrics_reject_reasons[i] != NULL; i++)
+		buf_printf(out, "warren_smtp_rejects_total{reason=\"%s\"} %llu\n",
+			   metrics_reject_reasons[i],
+			   (unsigned long long)v[METRIC_REJECT_FIRST + i]);
 }
 
 /* ---- configuration and httpd itself ---- */

@@ -2,6 +2,7 @@
 #include "smtpd/policy.h"
 #include "smtpd/policy-checks.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pool.h"
 
 #include <stdarg.h>
@@ -124,8 +125,10 @@ static void finish(struct policy_request *r)
 		free(r);
 		return;
 	}
-	if (r->code != 0)
+	if (r->code != 0) {
 		policy_log_reject(s, r);
+		metrics_count_reject(r->check);
+	}
 	if (r->waited)
 		smtp_enter_state(s, r->saved_state);
 	r->done(s, r);

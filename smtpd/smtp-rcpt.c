@@ -12,6 +12,7 @@
 #include "smtpd/policy-checks.h"
 #include "smtpd/outbound.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/pool.h"
 
 #include <ctype.h>
@@ -216,6 +217,16 @@ static void reject(struct smtp_session *s, const char *addr, int code, const cha
 		 log_printable(pf, sizeof(pf), t->from, strlen(t->from)), pa, smtp_proto_name(s),
 		 s->helo);
 	smtp_reply(s, code, "%.*s <%s>: %s", elen, text, pa, words);
+	static const struct { const char *status, *reason; } reasons[] = {
+		{ "5.1.1", "unknown_user" }, { "5.7.1", "relay" }, { "5.4.6", "alias_loop" },
+		{ "5.3.4", "size" }, { "4.2.2", "quota" }, { "5.2.2", "quota" },
+	};
+	const char *reason = "other";
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if ((int)strlen(reasons[i].status) == elen &&
+		    strncmp(text, reasons[i].status, (size_t)elen) == 0)
+			reason = reasons[i].reason;
+	metrics_count_reject(reason);
 }
 
 /* ---- RCPT parameters (RFC 3461) ---- */

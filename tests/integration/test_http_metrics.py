@@ -270,3 +270,30 @@ def test_metrics_counters_survive_a_daemon_restart(suite):
             time.sleep(0.2)
     after = counter(parse(get(suite)[1]), "warren_messages_received_total")
     assert after == before + 1
+
+
+def test_metrics_count_smtp_rejects_by_reason(suite):
+    """Refused RCPTs show up under their reason: an unknown user, a relay
+    attempt, sender-routed relaying; every reason of the list is exported."""
+    import smtplib
+    before = parse(get(suite)[1])
+    with smtplib.SMTP(suite.address, suite.port("smtp"), timeout=15) as s:
+        s.ehlo("client.test")
+        assert s.mail("someone@example.net")[0] == 250
+        assert s.rcpt("nobody-here@example.test")[0] == 550
+        assert s.rcpt("victim@elsewhere.test")[0] == 554
+        assert s.rcpt("victim%elsewhere.test@example.test")[0] == 554
+        assert s.rcpt("nobody-either@example.test")[0] == 550
+    deadline = time.monotonic() + 5
+    while True:
+        after = parse(get(suite)[1])
+        delta = {r: counter(after, "warren_smtp_rejects_total", reason=r) -
+                 counter(before, "warren_smtp_rejects_total", reason=r)
+                 for r in ("unknown_user", "relay", "rbl", "other")}
+        if delta["unknown_user"] >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert delta == {"unknown_user": 2, "relay": 2, "rbl": 0, "other": 0}, delta
+    for reason in ("listener_access", "rate", "lists", "helo", "spf", "greylist",
+                   "content_filter", "quota", "size", "alias_loop"):
+        assert ("warren_smtp_rejects_total", frozenset({("reason", reason)})) in after, reason
