@@ -5,6 +5,7 @@
  * Domains and users come from the configuration; usage and mailboxes from the
  * store, opened beside the running suite as any daemon does (no recovery).
  */
+#include "storage/kv.h"
 #include "conf/conf.h"
 #include "conf/warrenctl.h"
 #include "conf/warrenctl-admin.h"
@@ -152,6 +153,8 @@ struct usage {
 	bool have_store;
 	uint64_t bytes, messages;
 	size_t mailboxes;
+	int64_t last_login;          /* 0: none recorded */
+	char last_login_how[KV_TEXT_MAX + 1];   /* "imap 192.0.2.7" */
 };
 
 static int read_usage(const struct warren_config *conf, const char *user, struct usage *u)
@@ -161,6 +164,12 @@ static int read_usage(const struct warren_config *conf, const char *user, struct
 	if (ret <= 0)
 		return ret;
 	u->have_store = true;
+	/* written by service/login.c at each successful login */
+	struct kv_rec last;
+	if (kv_get(st, "lastlogin", user, 0, &last) == STORE_OK) {
+		u->last_login = last.value;
+		snprintf(u->last_login_how, sizeof(u->last_login_how), "%s", last.text);
+	}
 	int err = store_user_usage(st, user, &u->bytes, &u->messages);
 	struct store_mailbox *boxes = NULL;
 	size_t n = 0;
@@ -213,7 +222,19 @@ static void show_text(const struct warren_config *conf, const struct conf_mailbo
 	for (size_t f = 0; f < mb->n_forward; f++)
 		printf("%s %s", f ? "," : "", mb->forward[f]);
 	printf("%s\n", mb->n_forward == 0 ? " -" : mb->forward_keep_copy ? " (keeping a copy)" : "");
-	printf("last login:        not recorded (yet)\n");
+	if (u->last_login != 0) {
+		char when[64];
+		time_t t = (time_t)u->last_login;
+		struct tm tm;
+		localtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
+		const char *sp = strchr(u->last_login_how, ' ');
+		printf("last login:        %s (%.*s from %s)\n", when,
+		       sp != NULL ? (int)(sp - u->last_login_how) : (int)strlen(u->last_login_how),
+		       u->last_login_how, sp != NULL ? sp + 1 : "?");
+	} else {
+		printf("last login:        %s\n", u->have_store ? "never" : "unknown (no store)");
+	}
 	printf("defined at:        %s:%d\n", mb->file, mb->line);
 }
 
@@ -240,7 +261,13 @@ static void show_json(const struct warren_config *conf, const struct conf_mailbo
 				       conf->domains[i].name);
 	printf("],\"forward\":");
 	json_strlist(stdout, mb->forward, mb->n_forward);
-	printf(",\"last_login\":null,\"file\":");
+	if (u->last_login != 0) {
+		printf(",\"last_login\":%lld,\"last_login_from\":", (long long)u->last_login);
+		ctl_json_str(stdout, u->last_login_how);
+	} else {
+		printf(",\"last_login\":null");
+	}
+	printf(",\"file\":");
 	ctl_json_str(stdout, mb->file);
 	printf(",\"line\":%d}\n", mb->line);
 }

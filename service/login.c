@@ -40,6 +40,8 @@
 /* kv spaces shared with `warrenctl ban` (conf/warrenctl-ban.c). */
 #define LOGIN_BAN_SPACE "ban"
 #define LOGIN_FAIL_SPACE "authfail"
+/* ... and with `warrenctl user show` (conf/warrenctl-admin.c). */
+#define LOGIN_LAST_SPACE "lastlogin"
 /* How often a daemon removes expired policy records (kv_expire), at most. */
 #define LOGIN_EXPIRE_INTERVAL_S 600
 
@@ -100,6 +102,46 @@ static const char *printable_login(const struct service_login *login, char *buf,
 	return log_printable(buf, size, login->login, strlen(login->login));
 }
 
+/* The last successful login of a mailbox (kv space LOGIN_LAST_SPACE: the time,
+ * and "protocol client-address"), for `warrenctl user show`. Written without a
+ * synchronous flush and without waiting for it: it is information, not state. */
+struct last_login_job {
+	struct store *store;
+	int64_t now;
+	char address[320];
+	char text[KV_TEXT_MAX + 1];
+};
+
+static int last_login_work(void *arg)
+{
+	struct last_login_job *j = arg;
+	struct kv_rec rec = { .value = j->now, .first = j->now, .last = j->now };
+	snprintf(rec.text, sizeof(rec.text), "%s", j->text);
+	return kv_put(j->store, LOGIN_LAST_SPACE, j->address, j->now, &rec);
+}
+
+static void last_login_done(void *arg, int result)
+{
+	struct last_login_job *j = arg;
+	if (result != STORE_OK)
+		log_debug("last login of %s not recorded: %s", j->address, store_strerror(result));
+	free(j);
+}
+
+static void record_last_login(struct service_login *login, const struct conf_mailbox *mb)
+{
+	struct store *store = service_store(login->svc);
+	if (store == NULL)
+		return;
+	struct last_login_job *j = x_calloc(1, sizeof(*j));
+	j->store = store;
+	j->now = (int64_t)time(NULL);
+	snprintf(j->address, sizeof(j->address), "%s", mb->address);
+	snprintf(j->text, sizeof(j->text), "%s %s", login->protocol, login->client_ip);
+	if (store_async(service_loop(login->svc), last_login_work, last_login_done, j) != 0)
+		free(j);
+}
+
 /* The outcome: logged, the memory gone, then the callback. */
 static void finish(struct service_login *login, enum auth_result result)
 {
@@ -114,6 +156,7 @@ static void finish(struct service_login *login, enum auth_result result)
 	case AUTH_OK:
 		log_info("%s login: user=<%s>, rip=%s", login->protocol, mailbox->address,
 			 login->client_ip);
+		record_last_login(login, mailbox);
 		break;
 	case AUTH_FAIL:
 		if (login->ban_left == 0 && !login->logged)

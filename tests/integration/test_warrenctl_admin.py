@@ -137,6 +137,40 @@ def test_user_show_counts_what_the_store_holds(suite):
     assert re.search(r"^quota: +unlimited$", text.stdout, re.M)
 
 
+def test_user_show_last_login(suite):
+    """Each successful login is recorded (time, protocol, client address); a failed
+    one is not; user show prints it as text and JSON."""
+    import imaplib
+    import poplib
+    assert ctl_json(suite, "user", "show", "bob@example.test")["last_login"] is None
+    assert "last login:        never" in ctl(suite, "user", "show", "bob@example.test").stdout
+    start = int(time.time())
+    m = imaplib.IMAP4_SSL(suite.address, suite.port("imaps"), ssl_context=client_context(),
+                          timeout=15)
+    m.login("bob@example.test", "secret")
+    m.logout()
+    deadline = time.monotonic() + 10
+    while True:
+        info = ctl_json(suite, "user", "show", "bob@example.test")
+        if info["last_login"] is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert start <= info["last_login"] <= int(time.time()) + 1
+    assert info["last_login_from"] == "imap 127.0.0.1"
+    # a wrong password changes nothing
+    p = poplib.POP3_SSL(suite.address, suite.port("pop3s"), context=client_context(), timeout=15)
+    p.user("bob@example.test")
+    with pytest.raises(poplib.error_proto):
+        p.pass_("wrong")
+    p.close()
+    time.sleep(0.5)
+    assert ctl_json(suite, "user", "show", "bob@example.test")["last_login_from"] == \
+        "imap 127.0.0.1"
+    text = ctl(suite, "user", "show", "bob@example.test").stdout
+    assert re.search(r"^last login: +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} "
+                     r"\(imap from 127\.0\.0\.1\)$", text, re.M), text
+
+
 def test_user_show_quota_and_aliases(suite):
     size = deliver(suite, "alice@example.test", "quota")
     info = ctl_json(suite, "user", "show", "alice@example.test")
