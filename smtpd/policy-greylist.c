@@ -13,8 +13,9 @@
  *
  * Records:  "t|NET-OR-spf:DOMAIN|sender|rcpt"  value 0 waiting, 1 passed
  *           "w|NET"                            passed retries; whitelisted at N
- * Expired records are removed by kv_expire every greylist.expire_interval, run
- * by each smtpd process with its next greylisting job. */
+ * Expired records are removed by kv_expire every greylist.expire_interval, in a
+ * store job of its own that each smtpd process starts beside its next
+ * greylisting job (no client waits for the walk). */
 #include "smtpd/policy-checks.h"
 
 #include "common/log.h"
@@ -49,7 +50,6 @@ struct grey_job {
 	char white[GREY_NET_MAX + 3];   /* "w|NET" */
 	int64_t now;
 	unsigned delay, window, max_age, auto_n, auto_time;
-	bool expire;
 	/* outputs */
 	enum grey_verdict verdict;
 	int64_t wait, waited, passes;
@@ -98,15 +98,34 @@ static void triplet_key(char *key, size_t size, const char *net, const char *fro
 		o += (size_t)snprintf(key + o, size - o, "%02x", md[i]);
 }
 
+struct grey_expire {
+	struct store *store;
+	int64_t now;
+	unsigned removed;
+};
+
+static int grey_expire_work(void *arg)
+{
+	struct grey_expire *x = arg;
+	return kv_expire(x->store, x->now, &x->removed);
+}
+
+static void grey_expire_done(void *arg, int result)
+{
+	struct grey_expire *x = arg;
+	if (result != STORE_OK)
+		log_warn("greylist: removing expired records: %s", store_strerror(result));
+	else if (x->removed > 0)
+		log_info("greylist: %u expired record%s removed", x->removed,
+			 x->removed == 1 ? "" : "s");
+	free(x);
+}
+
 static int grey_work(void *arg)
 {
 	struct grey_job *j = arg;
 	struct kv_rec rec;
 	int ret;
-	if (j->expire) {
-		unsigned removed = 0;
-		kv_expire(j->store, j->now, &removed);
-	}
 	if (j->auto_n > 0) {
 		ret = kv_get(j->store, GREY_SPACE, j->white, j->now, &rec);
 		if (ret == STORE_OK && rec.value >= (int64_t)j->auto_n) {
@@ -215,8 +234,13 @@ enum policy_action policy_greylist(struct policy_request *r)
 	}
 	triplet_key(j->key, sizeof(j->key), who, s->txn->from, r->rcpt);
 	if (j->now - grey_last_expire >= (int64_t)c->expire_interval_s) {
-		j->expire = true;
+		/* in a job of its own: no client waits for the walk over policy.db */
 		grey_last_expire = j->now;
+		struct grey_expire *x = x_calloc(1, sizeof(*x));
+		x->store = j->store;
+		x->now = j->now;
+		if (store_async(service_loop(s->svc), grey_expire_work, grey_expire_done, x) != 0)
+			free(x);
 	}
 	if (store_async(service_loop(s->svc), grey_work, grey_done, j) != STORE_OK) {
 		free(j);

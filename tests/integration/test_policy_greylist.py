@@ -38,7 +38,7 @@ def inst(dns):
         'dns { servers = "%s"  timeout = 1s  tries = 1 }\n'
         'smtp { xclient_networks = { "127.0.0.1" } }\n'
         'spf { enabled = true  none = accept }\n'
-        'greylist {\n  enabled = true\n  delay = %d\n  retry_window = %d\n'
+        'greylist {\n  enabled = true\n  delay = %d\n  retry_window = %d\n  expire_interval = 1s\n'
         '  auto_whitelist = 2\n  auto_whitelist_time = 1h\n}\n'
         'lists {\n  whitehosts = { "198.18.7.7" }\n  sender_whitelist = { "friend.test" }\n}\n'
         % (dns.server, DELAY, WINDOW))
@@ -107,6 +107,11 @@ def test_a_retry_after_the_window_starts_over(inst):
     sender = unique()
     assert greylisted(rcpt(inst, "192.0.2.30", sender))
     time.sleep(WINDOW + 1)
+    # another client's attempt runs the expiry (a job of its own, at most every
+    # expire_interval): the old triplet is removed from the store
+    assert greylisted(rcpt(inst, "192.0.2.31", unique()))
+    inst.wait_log(" expired record", timeout=10)
+    assert re.search(r"greylist: \d+ expired records? removed", inst.log()), inst.log()[-2000:]
     again = rcpt(inst, "192.0.2.30", sender)
     assert greylisted(again) and hint(again) == DELAY, again
 
