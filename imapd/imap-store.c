@@ -338,6 +338,9 @@ void imap_copy(struct imap_session *s, const struct imap_arg *args, size_t n, bo
 /* ---- APPEND ---- */
 
 #define APPEND_MESSAGES_MAX 1000
+/* msgs[] starts at this many entries and doubles as messages arrive (each entry
+ * carries STORE_KEYWORDS_MAX bytes: a full table zeroed per APPEND was 0.5 MB) */
+#define APPEND_MESSAGES_FIRST 4
 
 struct append_msg {
 	const char *data;            /* into the job's copy of the command */
@@ -353,7 +356,7 @@ struct append_job {
 	char mailbox[512];
 	char *copy;                  /* the literals */
 	struct append_msg *msgs;
-	size_t n_msgs;
+	size_t n_msgs, cap_msgs;
 	uint32_t uidvalidity;
 	uint64_t quota;
 };
@@ -363,6 +366,23 @@ static void append_cleanup(struct imap_job *job)
 	struct append_job *aj = (struct append_job *)job;
 	free(aj->copy);
 	free(aj->msgs);
+}
+
+/* The next entry of msgs[], zeroed; NULL at APPEND_MESSAGES_MAX. */
+static struct append_msg *append_next(struct append_job *aj)
+{
+	if (aj->n_msgs == APPEND_MESSAGES_MAX)
+		return NULL;
+	if (aj->n_msgs == aj->cap_msgs) {
+		size_t cap = aj->cap_msgs == 0 ? APPEND_MESSAGES_FIRST : aj->cap_msgs * 2;
+		if (cap > APPEND_MESSAGES_MAX)
+			cap = APPEND_MESSAGES_MAX;
+		aj->msgs = x_realloc(aj->msgs, cap * sizeof(*aj->msgs));
+		aj->cap_msgs = cap;
+	}
+	struct append_msg *m = &aj->msgs[aj->n_msgs];
+	memset(m, 0, sizeof(*m));
+	return m;
 }
 
 static int append_work(struct imap_job *job)
@@ -427,7 +447,6 @@ void imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t
 	struct append_job *aj = imap_job_new(s, sizeof(*aj), append_work, append_done);
 	aj->job.cleanup = append_cleanup;
 	aj->quota = imap_quota(s);
-	aj->msgs = x_calloc(APPEND_MESSAGES_MAX, sizeof(*aj->msgs));
 	size_t total = 0;
 	for (size_t i = 1; i < n; i++) {
 		if (args[i].type == IMAP_ARG_LITERAL)
@@ -442,9 +461,9 @@ void imap_cmd_append(struct imap_session *s, const struct imap_arg *args, size_t
 	bool toobig = false;
 	/* MULTIAPPEND-style: [flags] [date] literal, repeated */
 	for (size_t i = 1; i < n;) {
-		if (aj->n_msgs == APPEND_MESSAGES_MAX)
+		struct append_msg *m = append_next(aj);
+		if (m == NULL)
 			goto bad;
-		struct append_msg *m = &aj->msgs[aj->n_msgs];
 		m->date = (int64_t)time(NULL);
 		if (args[i].type == IMAP_ARG_LIST) {
 			const char *ferr;
