@@ -272,7 +272,8 @@ int store_flags_update(struct store *store, uint64_t mailbox_id, enum store_flag
 		return STORE_EINVAL;
 	struct flags_arg a = { mailbox_id, mode, flags, keywords, unchangedsince, changes, count,
 			       false };
-	int ret = store_txn(store, flags_fn, &a);
+	/* flags are not mail data: written to the log, not fsynced (store.h) */
+	int ret = store_txn_flags(store, flags_fn, &a, DB_TXN_WRITE_NOSYNC);
 	if (ret == STORE_OK && a.changed)
 		store_announce(store, &mailbox_id, 1);
 	return ret;

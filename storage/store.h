@@ -233,7 +233,12 @@ struct store_flag_change {
 };
 
 /* Changes flags and keywords of the given UIDs in one transaction. Messages whose
- * modseq is above unchangedsince (when not 0) are left alone with STORE_ECHANGED. */
+ * modseq is above unchangedsince (when not 0) are left alone with STORE_ECHANGED.
+ * The one exception to the durability above: the commit writes its log record
+ * (DB_TXN_WRITE_NOSYNC) without waiting for its fsync. A killed process loses
+ * nothing (the record is in the kernel); a machine crash can lose the last flag
+ * changes, never a message, and the next synchronous commit (delivery, append,
+ * expunge) flushes them along (docs/storage.md, "Flag changes"). */
 int store_flags_update(struct store *store, uint64_t mailbox_id, enum store_flags_mode mode,
 		       unsigned flags, const char *keywords, uint64_t unchangedsince,
 		       struct store_flag_change *changes, size_t count);
