@@ -1,8 +1,11 @@
 /* smtp-data.c — DATA and BDAT (RFC 5321 4.1.1.4, RFC 3030): the message is spooled
  * to a file in state_dir/spool as it arrives (never held in memory), with our
  * trace headers in front. Limits (size, line length) are checked as bytes come in;
- * a message that breaks one is read to its end and refused. */
+ * a message that breaks one is read to its end and refused. Mail that is not from an
+ * authenticated client loses the Authentication-Results fields that carry our
+ * authserv-id (smtp-authres.h) on its way to the spool. */
 #include "smtpd/smtp-session.h"
+#include "smtpd/smtp-authres.h"
 #include "smtpd/policy.h"
 #include "common/log.h"
 #include "common/pool.h"
@@ -50,6 +53,11 @@ static void spool_write(struct smtp_txn *t, const char *data, size_t len)
 		if (t->wlen == SMTP_SPOOL_BUF)
 			spool_flush(t);
 	}
+}
+
+static void spool_write_cb(void *ctx, const char *data, size_t len)
+{
+	spool_write(ctx, data, len);
 }
 
 static void spool_printf(struct smtp_txn *t, const char *fmt, ...)
@@ -119,6 +127,10 @@ static int spool_open(struct smtp_session *s)
 	t->in_headers = true;
 	t->hdr_bol = true;
 	write_trace_headers(s);
+	/* RFC 8601 5: only our own verdicts (written above) carry our authserv-id */
+	if (s->auth_user == NULL)
+		t->authres = authres_filter_new(t->pool, s->conf->hostname, t->queue_id,
+						spool_write_cb, t);
 	return 0;
 }
 
@@ -159,15 +171,23 @@ static void header_name_done(struct smtp_txn *t)
 	}
 }
 
+/* The header section ended (the empty line, or the end of a message without a body). */
+static bool headers_end(struct smtp_txn *t)
+{
+	return t->authres != NULL && authres_end(t->authres);
+}
+
 static void scan_headers(struct smtp_session *s, const char *data, size_t len)
 {
 	struct smtp_txn *t = s->txn;
+	size_t run = 0;   /* data[run..i) is still to be written */
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)data[i];
 		if (t->hdr_bol) {
 			if (c == '\r' || c == '\n') {
 				/* the empty line: the header ends here */
-				spool_write(t, data, i);
+				spool_write(t, data + run, i - run);
+				headers_end(t);
 				insert_missing_headers(s);
 				t->in_headers = false;
 				spool_write(t, data + i, len - i);
@@ -181,6 +201,11 @@ static void scan_headers(struct smtp_session *s, const char *data, size_t len)
 				t->hdr_in_msgid = false;
 				t->hdr_name_len = 0;
 			}
+		}
+		if (t->authres != NULL && authres_byte(t->authres, c)) {
+			/* held or dropped by the filter: what came before goes first */
+			spool_write(t, data + run, i - run);
+			run = i + 1;
 		}
 		if (c == '\n') {
 			t->hdr_bol = true;
@@ -198,7 +223,7 @@ static void scan_headers(struct smtp_session *s, const char *data, size_t len)
 				t->msgid[t->msgid_len++] = (char)c;
 		}
 	}
-	spool_write(t, data, len);
+	spool_write(t, data + run, len - run);
 }
 
 static void body_emit(void *ctx, const char *data, size_t len)
@@ -266,7 +291,8 @@ static void message_done(struct smtp_session *s, bool bare_refused, bool line_to
 			   (unsigned)s->conf->smtp.max_data_line);
 	} else {
 		if (t->in_headers) {
-			if (!t->hdr_bol)
+			bool dropped = headers_end(t);
+			if (!t->hdr_bol && !dropped)
 				spool_write(t, "\r\n", 2);
 			insert_missing_headers(s);
 			t->in_headers = false;

@@ -147,6 +147,7 @@ struct smtp_txn {
 	char msgid[SMTP_MSGID_LOG_MAX + 1];
 	size_t msgid_len;
 	struct policy_header *policy_headers;   /* added by the policy chain (policy.h) */
+	struct authres_filter *authres;     /* forged Authentication-Results removal (smtp-authres.h) */
 };
 
 struct smtp_session {
