@@ -427,7 +427,9 @@ static const struct conf_key_def limits_keys[] = {
 	  "BAD and the command is dropped."),
 	K("max_unauth_commands", KEY_INT, "50", 1, 100000, CFG_OFF(limits.max_unauth_commands),
 	  "IMAP and POP3 commands a client may send before it has logged in (CAPABILITY, "
-	  "STARTTLS, failed logins...); then the server says goodbye and closes."),
+	  "STARTTLS, failed logins...), and SMTP commands on submission listeners before "
+	  "AUTH (421 4.7.0; MX listeners are not limited); then the server says goodbye "
+	  "and closes."),
 	KEND
 };
 

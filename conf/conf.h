@@ -331,7 +331,7 @@ struct warren_config {
 		unsigned max_errors;         /* bad commands before disconnect (all daemons) */
 		uint64_t imap_max_literal;   /* literal bytes of a command other than APPEND */
 		unsigned imap_max_literals;  /* literals in one command */
-		unsigned max_unauth_commands;/* IMAP/POP3 commands before login */
+		unsigned max_unauth_commands;/* IMAP/POP3/submission commands before login */
 	} limits;
 	struct conf_http {
 		const char *const *metrics_allow;  /* client networks that may read /metrics */

@@ -88,6 +88,17 @@ static void run_command(struct smtp_session *s, const char *line, size_t len)
 		n++;
 	const struct smtp_command *cmd = smtp_command_find(line, n);
 	s->commands++;
+	/* submission listeners want AUTH: every command before it counts
+	 * (limits.max_unauth_commands); MX listeners never authenticate */
+	if (s->listener->service == CONF_SERVICE_SUBMISSION && s->auth_user == NULL &&
+	    s->commands > s->conf->limits.max_unauth_commands) {
+		log_info("%s: too many commands before authentication from [%s]", s->id,
+			 net_conn_peer_ip(s->conn));
+		smtp_reply(s, 421, "4.7.0 Too many commands before authentication");
+		smtp_enter_state(s, SMTP_STATE_QUIT);
+		net_conn_close(s->conn);
+		return;
+	}
 	if (cmd == NULL) {
 		char printable[64];
 		log_info("%s: unknown command from [%s]: %s", s->id, net_conn_peer_ip(s->conn),
