@@ -8,7 +8,10 @@
  * record among the zone's codes adds the zone's weight to the score (negative
  * for a DNSWL). At dnsbl.threshold: 554 5.7.1, or an X-Warren-DNSBL header.
  * Answers are kept per process for their TTL (negative ones without a TTL for
- * RBL_NEGATIVE_TTL_S), verdicts per session.
+ * RBL_NEGATIVE_TTL_S), verdicts per session. When the zone a reply names (the
+ * first with a positive weight) lists the key, the TXT record of the same name is
+ * asked too (cached with the A answer) and its text, made printable and cut to
+ * RBL_TXT_MAX, ends the 554 reply as Postfix's does ("...blocked using ZONE; TEXT").
  */
 #include "smtpd/policy-checks.h"
 #include "common/dns.h"
@@ -32,6 +35,8 @@
 #define RBL_LISTED_MAX 512
 /* A query name: reversed IPv6 (64) + zone (255) + dot. */
 #define RBL_NAME_MAX 330
+/* The zone's TXT reason in a reply, at most (bytes, printable ASCII). */
+#define RBL_TXT_MAX 200
 
 
 /* ---- the answer cache (per process) and the resolver ---- */
@@ -42,6 +47,7 @@ struct cache_entry {
 	time_t expires;
 	size_t n;                            /* A records (0: not listed) */
 	unsigned char addrs[RBL_ADDRS_MAX][4];
+	char *txt;                           /* the TXT reason, once asked and found */
 };
 
 #define CACHE_BUCKETS 4096
@@ -92,6 +98,7 @@ static void cache_evict_oldest(void)
 		rbl.newest = NULL;
 	cache_unlink(e);
 	free(e->name);
+	free(e->txt);
 	free(e);
 	rbl.count--;
 }
@@ -171,6 +178,7 @@ struct rbl_verdict {
 	int score;
 	char zone[SMTP_DOMAIN_MAX + 1];  /* the first zone with a positive weight that listed */
 	char listed[RBL_LISTED_MAX];     /* "zone(weight) zone(weight)" */
+	char txt[RBL_TXT_MAX + 1];       /* zone's TXT reason (printable), "" if none */
 };
 
 struct policy_rbl_state {
@@ -245,7 +253,8 @@ struct rbl_job {
 	struct rbl_lookup *lookups;
 };
 
-static void apply_answer(struct smtp_session *s, struct rbl_verdict *v,
+/* Returns true when the answer lists the key in site. */
+static bool apply_answer(struct smtp_session *s, struct rbl_verdict *v,
 			 const struct conf_dnsbl_site *site, const char *name, size_t n,
 			 const unsigned char (*addrs)[4])
 {
@@ -255,12 +264,83 @@ static void apply_answer(struct smtp_session *s, struct rbl_verdict *v,
 				 site->zone, addrs[i][0], addrs[i][1], addrs[i][2], addrs[i][3],
 				 site->weight);
 			verdict_add(v, site);
-			return;
+			return true;
 		}
 	}
+	return false;
+}
+
+/* ---- the zone's TXT reason (for the zone a reply names) ---- */
+
+/* in made printable for a reply: control characters removed, bytes outside ASCII
+ * as '?', cut to size - 1, blanks at the ends trimmed. */
+static void txt_clean(char *out, size_t size, const char *in)
+{
+	size_t o = 0;
+	for (; *in != '\0' && o + 1 < size; in++) {
+		unsigned char c = (unsigned char)*in;
+		if (c < 0x20 || c == 0x7f || (c == ' ' && o == 0))
+			continue;
+		out[o++] = c < 0x80 ? (char)c : '?';
+	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+}
+
+static void cache_set_txt(const char *name, const char *txt)
+{
+	for (struct cache_entry *e = rbl.buckets[hash_name(name)]; e != NULL; e = e->hnext)
+		if (strcasecmp(e->name, name) == 0) {
+			if (e->txt == NULL && txt[0] != '\0')
+				e->txt = x_strdup(txt);
+			return;
+		}
+}
+
+/* The zone the reply names (the first that listed with a positive weight). */
+static bool names_zone(const struct rbl_verdict *v, const struct conf_dnsbl_site *site)
+{
+	return site->weight > 0 && strcasecmp(v->zone, site->zone) == 0;
+}
+
+static void verdict_txt(struct rbl_verdict *v, const struct conf_dnsbl_site *site,
+			const char *txt)
+{
+	if (txt != NULL && txt[0] != '\0' && v->txt[0] == '\0' && names_zone(v, site))
+		snprintf(v->txt, sizeof(v->txt), "%s", txt);
 }
 
 static enum policy_action verdict(struct policy_request *r);
+static void job_step(struct rbl_job *job);
+
+static void txt_done(const struct dns_result *res, void *ctx)
+{
+	struct rbl_lookup *lk = ctx;
+	struct smtp_session *s = lk->job->r->s;
+	rbl.inflight--;
+	char txt[RBL_TXT_MAX + 1] = "";
+	if (res->status == DNS_OK) {
+		for (size_t i = 0; i < res->count && txt[0] == '\0'; i++)
+			txt_clean(txt, sizeof(txt), res->u.txt[i]);
+		cache_set_txt(lk->name, txt);
+	}
+	struct policy_rbl_state *st = s->policy->rbl;
+	verdict_txt(lk->sender ? &st->sender : &st->client, &lk->site, txt);
+	job_step(lk->job);
+}
+
+/* The A answer listed the key in the zone the reply names: its TXT is asked too,
+ * in the same job. */
+static void ask_txt(struct smtp_session *s, struct rbl_lookup *lk)
+{
+	if (rbl.dns == NULL || dns_lookup(rbl.dns, DNS_TYPE_TXT, lk->name, txt_done, lk) == NULL) {
+		log_warn("%s: dnsbl: %s: TXT lookup not started", s->id, lk->name);
+		return;
+	}
+	rbl.inflight++;
+	lk->job->pending++;
+}
 
 static void lookup_done(const struct dns_result *res, void *ctx)
 {
@@ -284,8 +364,19 @@ static void lookup_done(const struct dns_result *res, void *ctx)
 			 res->error != NULL ? res->error : dns_status_str(res->status));
 	}
 	struct policy_rbl_state *st = s->policy->rbl;
-	apply_answer(s, lk->sender ? &st->sender : &st->client, &lk->site, lk->name, n,
-		     (const unsigned char (*)[4])addrs);
+	struct rbl_verdict *v = lk->sender ? &st->sender : &st->client;
+	if (apply_answer(s, v, &lk->site, lk->name, n, (const unsigned char (*)[4])addrs) &&
+	    names_zone(v, &lk->site) && !s->closed)
+		ask_txt(s, lk);
+	job_step(job);
+}
+
+/* One lookup of the job answered: the verdict once the last one has. */
+static void job_step(struct rbl_job *job)
+{
+	struct policy_request *r = job->r;
+	struct smtp_session *s = r->s;
+	struct policy_rbl_state *st = s->policy->rbl;
 	if (--job->pending > 0)
 		return;
 	free(job->lookups);
@@ -313,8 +404,9 @@ static void ask(struct smtp_session *s, struct rbl_job *job, struct rbl_verdict 
 		const struct cache_entry *e = cache_get(lk->name);
 		if (e != NULL) {
 			log_debug("%s: dnsbl: %s from the cache (%zu records)", s->id, lk->name, e->n);
-			apply_answer(s, v, &lk->site, lk->name, e->n,
-				     (const unsigned char (*)[4])e->addrs);
+			if (apply_answer(s, v, &lk->site, lk->name, e->n,
+					 (const unsigned char (*)[4])e->addrs))
+				verdict_txt(v, &lk->site, e->txt);
 			continue;
 		}
 		struct dns_resolver *dns = resolver(s);
@@ -335,10 +427,20 @@ static void ask(struct smtp_session *s, struct rbl_job *job, struct rbl_verdict 
 			 RBL_SITES_MAX);
 }
 
+/* dnsbl { } for the RCPT's recipient: its domain's, else the global one. The
+ * recipient's domain may set enabled, threshold and action (docs/policy.md
+ * "Per-domain overrides"); the zones are global and asked once per session, so
+ * only the counting differs per domain. */
+static const struct conf_dnsbl *rbl_conf(const struct policy_request *r)
+{
+	const struct conf_domain *d = policy_rcpt_domain(r);
+	return d != NULL ? d->dnsbl : &r->s->conf->dnsbl;
+}
+
 static enum policy_action verdict(struct policy_request *r)
 {
 	struct smtp_session *s = r->s;
-	const struct conf_dnsbl *c = &s->conf->dnsbl;
+	const struct conf_dnsbl *c = rbl_conf(r);
 	struct policy_rbl_state *st = s->policy->rbl;
 	bool with_sender = st->sender.key[0] != '\0';
 	int score = st->client.score + (with_sender ? st->sender.score : 0);
@@ -352,15 +454,18 @@ static enum policy_action verdict(struct policy_request *r)
 	}
 	if (c->action == CONF_DNSBL_REJECT) {
 		if (st->client.score > 0 && st->client.zone[0] != '\0') {
-			policy_reject(r, 554, "5.7.1 Service unavailable; client [%s] blocked using %s",
-				      s->client_ip, st->client.zone);
+			policy_reject(r, 554, "5.7.1 Service unavailable; client [%s] blocked using "
+				      "%s%s%s", s->client_ip, st->client.zone,
+				      st->client.txt[0] != '\0' ? "; " : "", st->client.txt);
 		} else {
 			char from[SMTP_PATH_MAX + 1];
 			log_printable(from, sizeof(from), s->txn->from, strlen(s->txn->from));
+			const struct rbl_verdict *by = st->sender.zone[0] != '\0' ? &st->sender :
+				&st->client;
 			policy_reject(r, 554, "5.7.1 <%s>: Sender address rejected: Service "
-				      "unavailable; sender domain %s blocked using %s", from,
-				      st->sender.key, st->sender.zone[0] != '\0' ? st->sender.zone :
-				      st->client.zone);
+				      "unavailable; sender domain %s blocked using %s%s%s", from,
+				      st->sender.key, by->zone, by->txt[0] != '\0' ? "; " : "",
+				      by->txt);
 		}
 		return POLICY_REJECT;
 	}
@@ -380,8 +485,8 @@ static enum policy_action verdict(struct policy_request *r)
 enum policy_action policy_rbl(struct policy_request *r)
 {
 	struct smtp_session *s = r->s;
-	const struct conf_dnsbl *c = &s->conf->dnsbl;
-	if (c->n_sites == 0 && c->n_rhsbl_sites == 0)
+	const struct conf_dnsbl *c = rbl_conf(r);
+	if (!c->enabled || (c->n_sites == 0 && c->n_rhsbl_sites == 0))
 		return POLICY_NEXT;
 	struct policy_session *p = policy_session(s);
 	if (p->rbl == NULL)
