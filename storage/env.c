@@ -278,16 +278,15 @@ int store_open(const struct store_settings *settings, struct store **store_r,
 	return STORE_OK;
 }
 
+static void watchdog_stop(struct store *s);
+
 void store_close(struct store **storep)
 {
 	struct store *s = *storep;
 	if (s == NULL)
 		return;
 	*storep = NULL;
-	if (s->watchdog_running) {
-		s->watchdog_stop = true;
-		pthread_join(s->watchdog, NULL);
-	}
+	watchdog_stop(s);
 	store_notify_close(s);
 	for (int i = DB_COUNT - 1; i >= 0; i--)
 		if (s->db[i] != NULL)
@@ -322,10 +321,7 @@ void store_abandon(struct store **storep)
 	if (s == NULL)
 		return;
 	*storep = NULL;
-	if (s->watchdog_running) {
-		s->watchdog_stop = true;
-		pthread_join(s->watchdog, NULL);
-	}
+	watchdog_stop(s);
 	store_notify_close(s);
 	/* Closing the handles frees mutexes, and one of them may be held by the dead
 	 * process forever (seen: the master hung in DB->close after failchk); so the
@@ -422,18 +418,47 @@ static void *watchdog_main(void *arg)
 	sigset_t all;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	pthread_mutex_lock(&s->watchdog_lock);
 	while (!s->watchdog_stop) {
-		struct timespec ts = { s->watchdog_interval_ms / 1000,
-				       (long)(s->watchdog_interval_ms % 1000) * 1000000 };
-		nanosleep(&ts, NULL);
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += s->watchdog_interval_ms / 1000;
+		until.tv_nsec += (long)(s->watchdog_interval_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		int ret = 0;
+		while (!s->watchdog_stop && ret != ETIMEDOUT)
+			ret = pthread_cond_timedwait(&s->watchdog_wake, &s->watchdog_lock, &until);
 		if (s->watchdog_stop)
 			break;
-		if (store_panic_check(s) == STORE_ERECOVER) {
+		pthread_mutex_unlock(&s->watchdog_lock);
+		bool recover = store_panic_check(s) == STORE_ERECOVER;
+		if (recover)
 			s->on_recover(s->on_recover_ctx);
+		pthread_mutex_lock(&s->watchdog_lock);
+		if (recover)
 			break;
-		}
 	}
+	pthread_mutex_unlock(&s->watchdog_lock);
 	return NULL;
+}
+
+/* Stops the watchdog thread without waiting out its interval (a daemon's stop
+ * used to take up to a second here). */
+static void watchdog_stop(struct store *s)
+{
+	if (!s->watchdog_running)
+		return;
+	pthread_mutex_lock(&s->watchdog_lock);
+	s->watchdog_stop = true;
+	pthread_cond_signal(&s->watchdog_wake);
+	pthread_mutex_unlock(&s->watchdog_lock);
+	pthread_join(s->watchdog, NULL);
+	pthread_cond_destroy(&s->watchdog_wake);
+	pthread_mutex_destroy(&s->watchdog_lock);
+	s->watchdog_running = false;
 }
 
 int store_watchdog_start(struct store *store, unsigned interval_ms,
@@ -443,8 +468,17 @@ int store_watchdog_start(struct store *store, unsigned interval_ms,
 	store->on_recover = on_recover;
 	store->on_recover_ctx = ctx;
 	store->watchdog_stop = false;
-	if (pthread_create(&store->watchdog, NULL, watchdog_main, store) != 0)
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_mutex_init(&store->watchdog_lock, NULL);
+	pthread_cond_init(&store->watchdog_wake, &attr);
+	pthread_condattr_destroy(&attr);
+	if (pthread_create(&store->watchdog, NULL, watchdog_main, store) != 0) {
+		pthread_cond_destroy(&store->watchdog_wake);
+		pthread_mutex_destroy(&store->watchdog_lock);
 		return STORE_EIO;
+	}
 	store->watchdog_running = true;
 	return STORE_OK;
 }

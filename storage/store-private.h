@@ -49,7 +49,9 @@ struct store {
 	/* failchk watchdog */
 	pthread_t watchdog;
 	bool watchdog_running;
-	volatile bool watchdog_stop;
+	bool watchdog_stop;              /* under watchdog_lock */
+	pthread_mutex_t watchdog_lock;   /* watchdog_stop and the wake-up below */
+	pthread_cond_t watchdog_wake;    /* store_close wakes the thread at once */
 	unsigned watchdog_interval_ms;
 	void (*on_recover)(void *ctx);
 	void *on_recover_ctx;
