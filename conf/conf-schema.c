@@ -111,6 +111,10 @@ static const struct conf_key_def auth_keys[] = {
 	  "checks in warren-authd, a small process that keeps root (pam_unix must read "
 	  "/etc/shadow), while the protocol daemons run as the unprivileged user. "
 	  "false: the daemons run PAM themselves, as that user. Read at start."),
+	K("helper_timeout", KEY_DURATION_MS, "10s", 100, 25000, CFG_OFF(auth.helper_timeout_ms),
+	  "How long warren-authd lets one PAM check run (each runs in a process of its "
+	  "own); a check that takes longer (a hung PAM module or directory server) is "
+	  "killed and the login gets a temporary failure. Read at start."),
 	KEND
 };
 

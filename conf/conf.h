@@ -274,6 +274,7 @@ struct warren_config {
 		unsigned failure_delay_ms;
 		unsigned failure_delay_max_ms;
 		bool helper;                 /* a root master runs PAM in warren-authd */
+		unsigned helper_timeout_ms;  /* warren-authd abandons a PAM check after this */
 	} auth;
 	struct conf_security {           /* brute-force blocking (service/login.c) */
 		unsigned max_ip_failures;    /* failed logins from one address per window; 0: off */

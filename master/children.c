@@ -225,8 +225,8 @@ static void child_spawn(struct master_child *c)
 	snprintf(program, sizeof(program), "%s/warren-%s", m->exe_dir, c->name);
 	char *args[] = { program, "-c", m->config_path, NULL };
 	/* authd: its name, the user it serves and the PAM services it may run */
-	char uid[32];
-	char *authd_args[8 + 2 * AUTHD_SERVICES_MAX];
+	char uid[32], pam_ms[32];
+	char *authd_args[10 + 2 * AUTHD_SERVICES_MAX];
 	size_t na = 0;
 	if (c->services == 0) {
 		snprintf(uid, sizeof(uid), "%ld", m->auth_uid);
@@ -235,6 +235,9 @@ static void child_spawn(struct master_child *c)
 		authd_args[na++] = m->auth_socket;
 		authd_args[na++] = "-u";
 		authd_args[na++] = uid;
+		snprintf(pam_ms, sizeof(pam_ms), "%u", m->conf->auth.helper_timeout_ms);
+		authd_args[na++] = "-t";
+		authd_args[na++] = pam_ms;
 		authd_args[na++] = "-l";
 		authd_args[na++] = m->conf->log.target == CONF_LOG_SYSLOG ? "syslog" : "stderr";
 		const struct warren_config *conf = m->conf;
