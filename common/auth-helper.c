@@ -1,5 +1,6 @@
 /* auth-helper.c — the request format of warren-authd and its client side. */
 #include "common/auth-helper.h"
+#include "common/fdio.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -66,20 +67,6 @@ int auth_helper_decode(char *buf, size_t len, struct auth_helper_request *req)
 	return 0;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int auth_helper_verify(const char *socket_path, const char *service, const char *user,
 		       const char *password, const char *rhost)
 {
@@ -111,7 +98,7 @@ int auth_helper_verify(const char *socket_path, const char *service, const char 
 			  cl == sizeof(cred) ? (long)cred.uid : -1L);
 		goto out;
 	}
-	if (write_all(fd, req, (size_t)len) < 0 || shutdown(fd, SHUT_WR) < 0)
+	if (fd_send_all(fd, req, (size_t)len) < 0 || shutdown(fd, SHUT_WR) < 0)
 		goto out;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	int pr;

@@ -20,6 +20,7 @@
  */
 #include "smtpd/policy-checks.h"
 #include "common/buf.h"
+#include "common/fdio.h"
 #include "common/log.h"
 #include "common/mime.h"
 #include "common/pool.h"
@@ -315,30 +316,16 @@ static void new_recipients(struct content_job *j)
 
 /* ---- rewriting the spool ---- */
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int write_str(int fd, const char *s)
 {
-	return write_all(fd, s, strlen(s));
+	return fd_write_all(fd, s, strlen(s));
 }
 
 /* The message (after the old local headers) with the Subject prefixed. */
 static int write_message(int fd, const char *msg, size_t len, const char *prefix)
 {
 	if (prefix == NULL)
-		return write_all(fd, msg, len);
+		return fd_write_all(fd, msg, len);
 	struct pool *pool = pool_new(8192);
 	struct mime_part *root = mime_parse(pool, msg, len, NULL);
 	struct mime_field fld;
@@ -354,9 +341,9 @@ static int write_message(int fd, const char *msg, size_t len, const char *prefix
 		size_t plen = strlen(prefix);
 		while (plen > 0 && prefix[plen - 1] == ' ')
 			plen--;
-		ret = write_all(fd, msg, end) | write_str(fd, "Subject: ") |
-			write_all(fd, prefix, plen) | write_str(fd, "\r\n") |
-			write_all(fd, msg + end, len - end);
+		ret = fd_write_all(fd, msg, end) | write_str(fd, "Subject: ") |
+			fd_write_all(fd, prefix, plen) | write_str(fd, "\r\n") |
+			fd_write_all(fd, msg + end, len - end);
 	} else {
 		size_t voff = (size_t)(fld.value - msg);
 		const char *v = fld.value;
@@ -365,11 +352,11 @@ static int write_message(int fd, const char *msg, size_t len, const char *prefix
 			skip++;
 		size_t plen = strlen(prefix);
 		if (fld.value_len - skip >= plen && memcmp(v + skip, prefix, plen) == 0)
-			ret = write_all(fd, msg, len);   /* already tagged */
+			ret = fd_write_all(fd, msg, len);   /* already tagged */
 		else
-			ret = write_all(fd, msg, voff + skip) | write_str(fd, skip == 0 ? " " : "") |
-				write_all(fd, prefix, plen) |
-				write_all(fd, msg + voff + skip, len - voff - skip);
+			ret = fd_write_all(fd, msg, voff + skip) | write_str(fd, skip == 0 ? " " : "") |
+				fd_write_all(fd, prefix, plen) |
+				fd_write_all(fd, msg + voff + skip, len - voff - skip);
 	}
 	pool_free(&pool);
 	return ret;
@@ -411,7 +398,7 @@ static int rewrite_spool(struct content_job *j, const char *msg, size_t len)
 		buf_printf(&h, "%s\r\n", f->tag_header);
 	if (moved)
 		buf_printf(&h, "X-Warren-Filter: %s (%s)\r\n", f->name, action_name(f->action));
-	int ret = write_all(fd, buf_data(&h), buf_len(&h)) |
+	int ret = fd_write_all(fd, buf_data(&h), buf_len(&h)) |
 		write_message(fd, msg, len, f->subject_prefix);
 	buf_free(&h);
 	if (ret != 0 || rename(path, j->spool_path) < 0) {

@@ -7,6 +7,7 @@
 #include "smtpd/smtp-session.h"
 #include "smtpd/smtp-authres.h"
 #include "smtpd/policy.h"
+#include "common/fdio.h"
 #include "common/log.h"
 #include "common/pool.h"
 
@@ -25,17 +26,9 @@
 
 static void spool_flush(struct smtp_txn *t)
 {
-	size_t off = 0;
-	while (off < t->wlen && !t->io_error) {
-		ssize_t n = write(t->fd, t->wbuf + off, t->wlen - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			log_error("%s: write %s: %s", t->queue_id, t->spool_path, strerror(errno));
-			t->io_error = true;
-			break;
-		}
-		off += (size_t)n;
+	if (t->wlen > 0 && !t->io_error && fd_write_all(t->fd, t->wbuf, t->wlen) < 0) {
+		log_error("%s: write %s: %s", t->queue_id, t->spool_path, strerror(errno));
+		t->io_error = true;
 	}
 	t->wlen = 0;
 }

@@ -5,6 +5,7 @@
 #include "smtpd/smtp-session.h"
 #include "smtpd/outbound.h"
 #include "smtpd/policy.h"
+#include "common/fdio.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pool.h"
@@ -93,18 +94,10 @@ static int copy_for_queue(const struct deliver_job *j)
 			ret = STORE_EIO;
 		if (n <= 0)
 			break;
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				ret = STORE_EIO;
-				break;
-			}
-			off += w;
-		}
-		if (ret != STORE_OK)
+		if (fd_write_all(out, buf, (size_t)n) < 0) {
+			ret = STORE_EIO;
 			break;
+		}
 	}
 	close(in);
 	if (close(out) < 0)

@@ -1,6 +1,7 @@
 /* queue.c — the outbound queue: records in queue.db, bodies in state_dir/queue. */
 #include "storage/queue.h"
 #include "storage/store-private.h"
+#include "common/fdio.h"
 #include "common/log.h"
 #include "common/pool.h"
 
@@ -221,20 +222,6 @@ void queue_body_path(struct store *store, const char *id, char *path, size_t siz
 	snprintf(path, size, "%s/queue/%s", store->dir, id);
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Writes prepend + body to queue/<id> durably; *size_r the bytes written. */
 static int body_write(struct store *s, const char *id, const char *prepend,
 		      const struct store_body *body, uint64_t *size_r)
@@ -253,11 +240,11 @@ static int body_write(struct store *s, const char *id, const char *prepend,
 	uint64_t size = 0;
 	int ret = 0;
 	if (prepend != NULL) {
-		ret = write_all(fd, prepend, strlen(prepend));
+		ret = fd_write_all(fd, prepend, strlen(prepend));
 		size += strlen(prepend);
 	}
 	if (ret == 0 && body->data != NULL) {
-		ret = write_all(fd, body->data, body->len);
+		ret = fd_write_all(fd, body->data, body->len);
 		size += body->len;
 	} else if (ret == 0 && body->path != NULL) {
 		int in = open(body->path, O_RDONLY | O_CLOEXEC);
@@ -272,7 +259,7 @@ static int body_write(struct store *s, const char *id, const char *prepend,
 				ret = -1;
 			if (n <= 0)
 				break;
-			ret = write_all(fd, chunk, (size_t)n);
+			ret = fd_write_all(fd, chunk, (size_t)n);
 			size += (uint64_t)n;
 		}
 		free(chunk);
