@@ -8,10 +8,13 @@
 #include "common/pool.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* A chunk of FETCH output: the job ends after this many bytes or messages. */
 #define FETCH_CHUNK_BYTES (4 * 1024 * 1024)
@@ -300,7 +303,35 @@ struct mime_part *imap_message_mime(struct store *store, struct pool *pool,
 	return root;
 }
 
-int imap_message_read(struct store *store, const struct store_message *m, uint64_t offset,
+void imap_body_file_close(struct imap_body_file *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+}
+
+/* The descriptor of m's body file: the session's open one, or a newly opened one
+ * that replaces it. */
+static int body_file_fd(struct imap_job *job, const struct store_message *m)
+{
+	struct imap_body_file *f = &job->s->body;
+	if (f->fd >= 0 && memcmp(f->blob, m->blob, STORE_BLOB_ID_SIZE) == 0)
+		return f->fd;
+	imap_body_file_close(f);
+	char path[4096];
+	store_blob_path(job->store, m->blob, path, sizeof(path));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int err = errno;
+		log_error("%s: open %s: %s", job->s->id, path, strerror(err));
+		return err == ENOENT ? STORE_ENOTFOUND : STORE_EIO;
+	}
+	memcpy(f->blob, m->blob, STORE_BLOB_ID_SIZE);
+	f->fd = fd;
+	return fd;
+}
+
+int imap_message_read(struct imap_job *job, const struct store_message *m, uint64_t offset,
 		      uint64_t len, struct buf *out)
 {
 	if (offset >= m->size)
@@ -310,10 +341,23 @@ int imap_message_read(struct store *store, const struct store_message *m, uint64
 	char *dst = buf_reserve(out, (size_t)len);
 	if (dst == NULL)
 		return STORE_ETOOBIG;
+	int fd = body_file_fd(job, m);
+	if (fd < 0)
+		return fd;
 	size_t got = 0;
-	int ret = store_blob_read(store, m->blob, offset, dst, (size_t)len, &got);
-	if (ret != 0)
-		return ret;
+	while (got < len) {
+		ssize_t n = pread(fd, dst + got, (size_t)len - got, (off_t)(offset + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_error("%s: read of a body file: %s", job->s->id, strerror(errno));
+			imap_body_file_close(&job->s->body);
+			return STORE_EIO;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
 	buf_commit(out, got);
 	return 0;
 }
@@ -331,18 +375,17 @@ static int section_data(struct fetch_job *fj, const struct store_message *m,
 			const struct mime_part *root, const struct fetch_section *sec,
 			struct buf *data)
 {
-	struct store *store = fj->job.store;
 	if (sec->kind == SEC_ALL && sec->part[0] == '\0')
-		return imap_message_read(store, m, 0, m->size, data);
+		return imap_message_read(&fj->job, m, 0, m->size, data);
 	if (root == NULL)
 		return 0;    /* no structure cached: an empty section */
 	const struct mime_part *part = mime_part_find(root, sec->part);
 	if (part == NULL)
 		return 0;
 	if (sec->kind == SEC_ALL)
-		return imap_message_read(store, m, part->body_offset, part->body_size, data);
+		return imap_message_read(&fj->job, m, part->body_offset, part->body_size, data);
 	if (sec->kind == SEC_MIME)
-		return imap_message_read(store, m, part->header_offset, part->header_size, data);
+		return imap_message_read(&fj->job, m, part->header_offset, part->header_size, data);
 	/* HEADER, TEXT, HEADER.FIELDS: of the message the part is or holds */
 	const struct mime_part *msg = part;
 	if (sec->part[0] != '\0') {
@@ -352,11 +395,11 @@ static int section_data(struct fetch_job *fj, const struct store_message *m,
 			return 0;
 	}
 	if (sec->kind == SEC_TEXT)
-		return imap_message_read(store, m, msg->body_offset, msg->body_size, data);
+		return imap_message_read(&fj->job, m, msg->body_offset, msg->body_size, data);
 	if (sec->kind == SEC_HEADER)
-		return imap_message_read(store, m, msg->header_offset, msg->header_size, data);
+		return imap_message_read(&fj->job, m, msg->header_offset, msg->header_size, data);
 	struct buf hdr = BUF_INIT(MIME_MAX_FIELD_SIZE_LIMIT * 16);
-	int ret = imap_message_read(store, m, msg->header_offset, msg->header_size, &hdr);
+	int ret = imap_message_read(&fj->job, m, msg->header_offset, msg->header_size, &hdr);
 	if (ret != 0) {
 		buf_free(&hdr);
 		return ret;

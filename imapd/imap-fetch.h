@@ -18,8 +18,9 @@ void imap_append_bodystructure(struct buf *out, struct pool *pool, const struct 
 /* The cached MIME tree of a message (in pool); NULL when missing or damaged. */
 struct mime_part *imap_message_mime(struct store *store, struct pool *pool,
 				    const struct store_message *m);
-/* Appends len bytes at offset of the message body to out. */
-int imap_message_read(struct store *store, const struct store_message *m, uint64_t offset,
+/* Appends len bytes at offset of the message body to out, through the session's
+ * open body file (job->s->body). */
+int imap_message_read(struct imap_job *job, const struct store_message *m, uint64_t offset,
 		      uint64_t len, struct buf *out);
 
 #endif

@@ -476,7 +476,7 @@ static const struct buf *msg_header(struct search_msg *sm)
 		struct mime_part *root = msg_mime(sm);
 		uint64_t len = root != NULL ? root->header_size : (sm->m->size < 65536 ? sm->m->size :
 								       65536);
-		imap_message_read(sm->job->job.store, sm->m, 0, len, &sm->header);
+		imap_message_read(&sm->job->job, sm->m, 0, len, &sm->header);
 	}
 	return &sm->header;
 }
@@ -487,12 +487,11 @@ static const struct buf *msg_body(struct search_msg *sm)
 		return &sm->body;
 	sm->body_loaded = true;
 	struct mime_part *root = msg_mime(sm);
-	struct store *store = sm->job->job.store;
 	struct buf raw = BUF_INIT((size_t)sm->m->size + 1);
 	struct buf dec = BUF_INIT((size_t)sm->m->size + 1);
 	struct buf utf8 = BUF_INIT((size_t)sm->m->size * 4 + 16);
 	if (root == NULL) {
-		imap_message_read(store, sm->m, 0, sm->m->size, &raw);
+		imap_message_read(&sm->job->job, sm->m, 0, sm->m->size, &raw);
 		imap_search_fold(buf_data(&raw), buf_len(&raw), &sm->body);
 	}
 	for (const struct mime_part *p = root; p != NULL; p = mime_part_next(p)) {
@@ -503,7 +502,7 @@ static const struct buf *msg_body(struct search_msg *sm)
 		buf_clear(&raw);
 		buf_clear(&dec);
 		buf_clear(&utf8);
-		if (imap_message_read(store, sm->m, p->body_offset, p->body_size, &raw) != 0)
+		if (imap_message_read(&sm->job->job, sm->m, p->body_offset, p->body_size, &raw) != 0)
 			continue;
 		mime_decode_transfer(p->encoding, buf_data(&raw), buf_len(&raw), &dec);
 		const char *error;

@@ -454,6 +454,7 @@ void imap_cmd_idle(struct imap_session *s, const struct imap_arg *args, size_t n
 		return;
 	}
 	s->idling = true;
+	imap_body_file_close(&s->body);   /* an idle session holds no body file */
 	imap_write_str(s, "+ idling\r\n");
 	if (s->sel != NULL) {
 		/* what changed since the last command is reported at once */

@@ -187,6 +187,25 @@ static void recover_tag(struct imap_session *s, const char *data, size_t len)
 	}
 }
 
+/* Arguments of a command for limits.max_command_args: every atom, string and
+ * NIL, the elements of lists at any depth, and each range of a sequence set
+ * ("1:5,7,9:*" is three). */
+static size_t count_args(const struct imap_arg *args, size_t n)
+{
+	size_t count = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (args[i].type == IMAP_ARG_LIST) {
+			count += count_args(args[i].list, args[i].n_list);
+			continue;
+		}
+		count++;
+		if (args[i].type == IMAP_ARG_ATOM)
+			for (const char *c = args[i].str; (c = strchr(c, ',')) != NULL; c++)
+				count++;
+	}
+	return count;
+}
+
 static void run_command(struct imap_session *s)
 {
 	struct pool *pool = pool_new(4096);
@@ -204,7 +223,12 @@ static void run_command(struct imap_session *s)
 	}
 	snprintf(s->tag, sizeof(s->tag), "%s", tag);
 	const struct imap_command *cmd = imap_command_find(name);
-	if (cmd == NULL) {
+	size_t n_items = count_args(args, n);
+	if (n_items > s->conf->limits.max_command_args) {
+		log_info("%s: command with %zu arguments (limit %u) from [%s]", s->id, n_items,
+			 s->conf->limits.max_command_args, net_conn_peer_ip(s->conn));
+		imap_tagged(s, "BAD", "Too many arguments in command");
+	} else if (cmd == NULL) {
 		imap_tagged(s, "BAD", "Unknown command");
 	} else if (!state_allows(s, cmd->flags)) {
 		imap_tagged(s, "BAD", "Command not allowed in this state");
@@ -469,6 +493,7 @@ static void on_timeout(struct net_conn *conn, void *ctx)
 void imap_session_free(struct imap_session *s)
 {
 	imap_compress_free(&s->compress);
+	imap_body_file_close(&s->body);
 	imap_selected_free(&s->sel);
 	buf_free(&s->cmd);
 	conf_unref(&s->conf);
@@ -514,6 +539,7 @@ void imap_session_accept(struct service *svc, struct net_conn *conn,
 {
 	struct imap_sessions *list = sessions_of(svc);
 	struct imap_session *s = x_calloc(1, sizeof(*s));
+	s->body.fd = -1;
 	s->svc = svc;
 	s->conn = conn;
 	s->conf = conf;

@@ -65,6 +65,18 @@ struct imap_selected {
 
 struct imap_session;
 
+/* The body file the session's jobs read last, kept open (imap-fetch.c): a FETCH of
+ * several sections of one message, SEARCH of its header and then its text, or the
+ * next command on the same message open it once. A body file never changes while
+ * it has that name, and one that is removed (expunged) stays readable through the
+ * descriptor, so the cache needs no invalidation. At most one descriptor per
+ * session; IDLE and the end of the session close it. */
+struct imap_body_file {
+	unsigned char blob[STORE_BLOB_ID_SIZE];
+	int fd;                      /* -1: none */
+};
+void imap_body_file_close(struct imap_body_file *f);
+
 /* A store call run off the loop thread for a session (imap-job.c). */
 struct imap_job {
 	struct imap_session *s;
@@ -113,6 +125,7 @@ struct imap_session {
 	bool is_append;              /* the command being assembled is APPEND */
 	bool in_input;               /* inside on_input */
 	struct imap_compress *compress;  /* COMPRESS=DEFLATE, or NULL */
+	struct imap_body_file body;  /* touched like sel: by the running job only */
 };
 
 enum {
