@@ -237,6 +237,9 @@ struct auth_pool {
 	EVP_MAC_CTX *mac;                /* HMAC-SHA256 keyed with a random key */
 	struct aged_table cache;         /* successes, key = cache key */
 	struct aged_table failures;      /* per client address */
+	/* AUTH_HELPER_ENV when the pool was created (NULL: PAM in this process);
+	 * read-only for the threads */
+	char *helper_socket;
 };
 
 static void list_push(struct job_list *l, struct auth_job *job)
@@ -703,8 +706,8 @@ static enum auth_result job_run(const struct auth_job *job, struct crypt_data *d
 		return AUTH_TEMPFAIL;
 	}
 	/* under a root master, warren-authd runs PAM as root for us (auth-helper.h) */
-	const char *helper = getenv(AUTH_HELPER_ENV);
-	int verdict = helper != NULL && helper[0] != '\0' ?
+	const char *helper = job->pool->helper_socket;
+	int verdict = helper != NULL ?
 		auth_helper_verify(helper, job->pam_service, job->pam_user, job->password,
 				   job->client_ip) :
 		auth_pam_verify(job->pam_service, job->pam_user, job->password, job->client_ip);
@@ -779,6 +782,9 @@ struct auth_pool *auth_pool_new(uv_loop_t *loop, const struct auth_pool_settings
 	struct auth_pool *pool = x_calloc(1, sizeof(*pool));
 	pool->loop = loop;
 	settings_copy(&pool->settings, settings);
+	/* the master sets it before it starts the daemon: read once, not per check */
+	const char *helper = getenv(AUTH_HELPER_ENV);
+	pool->helper_socket = helper != NULL && helper[0] != '\0' ? x_strdup(helper) : NULL;
 	if (pool_mac_init(pool) != 0)
 		log_warn("auth: no HMAC key (OpenSSL failed): the auth cache is off");
 	aged_init(&pool->cache, pool->settings.cache_size);
@@ -864,6 +870,7 @@ void auth_pool_free(struct auth_pool **poolp)
 	aged_free(&pool->failures);
 	EVP_MAC_CTX_free(pool->mac);
 	pool->mac = NULL;
+	x_free(&pool->helper_socket);
 	pthread_cond_destroy(&pool->cond);
 	pthread_mutex_destroy(&pool->mutex);
 	pool->inflight = 0;
