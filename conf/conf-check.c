@@ -711,14 +711,39 @@ static void locate_tls(struct conf_load_ctx *ctx, cfg_t *parent, struct conf_tls
 	}
 }
 
+/* A domain's policy overrides (spf, greylist, dnsbl, lists, rate inside domain { }):
+ * values were checked as they were read, as the global ones are; here what
+ * needs more than one value. */
+static void check_domain_policy(struct conf_load_ctx *ctx, cfg_t *sec,
+				const struct conf_domain *d)
+{
+	check_network_entries(ctx, sec, "lists", "client_blacklist", d->lists->client_blacklist,
+			      d->lists->n_client_blacklist);
+	check_network_entries(ctx, sec, "lists", "client_whitelist", d->lists->client_whitelist,
+			      d->lists->n_client_whitelist);
+	const char *file = d->file;
+	int line = d->line;
+	cfg_t *g = cfg_getsec(sec, "greylist");
+	/* only when the domain sets one of them: the global pair is not checked here */
+	if (g != NULL && (conf_key_location(ctx, g, "delay", &file, &line) ||
+			  conf_key_location(ctx, g, "retry_window", &file, &line)) &&
+	    d->greylist->delay_s >= d->greylist->retry_window_s) {
+		conf_error_at(ctx, file, line, "domain %s: greylist: delay (%us) must be shorter "
+			      "than retry_window (%us)", d->name, d->greylist->delay_s,
+			      d->greylist->retry_window_s);
+	}
+}
+
 void conf_check(struct conf_load_ctx *ctx, cfg_t *root, struct warren_config *conf)
 {
 	locate_tls(ctx, root, &conf->tls);
 	for (unsigned i = 0; i < cfg_size(root, "domain"); i++) {
 		cfg_t *sec = cfg_getnsec(root, "domain", i);
 		struct conf_domain *d = (struct conf_domain *)conf_find_domain(conf, cfg_title(sec));
-		if (d != NULL)
+		if (d != NULL) {
 			locate_tls(ctx, sec, &d->tls);
+			check_domain_policy(ctx, sec, d);
+		}
 	}
 	check_tls_block(ctx, &conf->tls, conf->tls.file != NULL ? conf->tls.file : conf->path,
 			conf->tls.line);

@@ -31,7 +31,10 @@ static void write_section(FILE *out, const struct conf_section_def *sec, const c
 		if (k->section != NULL)
 			continue;
 		char def[128];
-		if (k->def == NULL)
+		if (k->def == NULL && (sec->flags & SECTION_OVERRIDE))
+			snprintf(def, sizeof(def), "%s", k->type == KEY_STRLIST ? "(unset)" :
+				 "(the global one)");
+		else if (k->def == NULL)
 			snprintf(def, sizeof(def), "%s", k->type == KEY_INT || k->type == KEY_ENUM ?
 				 "(required)" : "(unset)");
 		else if (k->def[0] == '\0')

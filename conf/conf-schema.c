@@ -541,6 +541,9 @@ static const struct conf_key_def dnsbl_keys[] = {
 	   "zones)."),
 	K("cache_size", KEY_INT, "10000", 1, 10000000, CFG_OFF(dnsbl.cache_size),
 	  "DNSBL answers each smtpd process keeps for their TTL."),
+	K("enabled", KEY_BOOL, "true", 0, 0, CFG_OFF(dnsbl.enabled),
+	  "false: no zone is asked (a domain's dnsbl { enabled = true } still asks for "
+	  "its recipients)."),
 	KEND
 };
 
@@ -777,6 +780,90 @@ static const struct conf_section_def alias_section = {
 	"alias", SECTION_MULTI, "the local part of the alias address",
 	"An address that delivers to one or more other addresses.", alias_keys };
 
+/* A domain's overrides of the policy sections (docs/policy.md "Per-domain
+ * overrides"): a key left out keeps the global value. */
+#define DSPF_OFF(field) offsetof(struct conf_spf, field)
+#define DGREY_OFF(field) offsetof(struct conf_greylist, field)
+#define DRBL_OFF(field) offsetof(struct conf_dnsbl, field)
+#define DLST_OFF(field) offsetof(struct conf_lists, field)
+#define DRATE_OFF(field) offsetof(struct conf_rate, field)
+#define DSPF_ACTION(name_) \
+	KE(#name_, NULL, spf_actions, DSPF_OFF(name_), \
+	   "The action of a " #name_ " result for this domain's recipients.")
+
+static const struct conf_key_def domain_spf_keys[] = {
+	K("enabled", KEY_BOOL, NULL, 0, 0, DSPF_OFF(enabled),
+	  "Check SPF for this domain's recipients (the lookup is made once at MAIL; "
+	  "with any domain's spf { } the action is applied per recipient at RCPT)."),
+	DSPF_ACTION(pass), DSPF_ACTION(fail), DSPF_ACTION(softfail), DSPF_ACTION(neutral),
+	DSPF_ACTION(none), DSPF_ACTION(temperror), DSPF_ACTION(permerror),
+	KEND
+};
+
+static const struct conf_key_def domain_greylist_keys[] = {
+	K("enabled", KEY_BOOL, NULL, 0, 0, DGREY_OFF(enabled),
+	  "Greylist RCPTs of this domain's recipients."),
+	K("delay", KEY_DURATION, NULL, 1, 86400, DGREY_OFF(delay_s),
+	  "greylist.delay for this domain's recipients."),
+	K("retry_window", KEY_DURATION, NULL, 1, 7 * 86400, DGREY_OFF(retry_window_s),
+	  "greylist.retry_window for this domain's recipients."),
+	KEND
+};
+
+static const struct conf_key_def domain_dnsbl_keys[] = {
+	K("enabled", KEY_BOOL, NULL, 0, 0, DRBL_OFF(enabled),
+	  "Count the DNSBL score for this domain's recipients (the zones and the "
+	  "lookups, once per session, are the global ones)."),
+	K("threshold", KEY_INT, NULL, 1, 1000, DRBL_OFF(threshold),
+	  "Score at which action is taken for this domain's recipients."),
+	KE("action", NULL, dnsbl_actions, DRBL_OFF(action),
+	   "reject or tag, for this domain's recipients."),
+	KEND
+};
+
+static const struct conf_key_def domain_lists_keys[] = {
+	K("client_blacklist", KEY_STRLIST, NULL, 0, 0, DLST_OFF(client_blacklist),
+	  "Client networks refused at RCPT for this domain's recipients only, as in "
+	  "lists.client_blacklist."),
+	K("client_whitelist", KEY_STRLIST, NULL, 0, 0, DLST_OFF(client_whitelist),
+	  "Client networks whose RCPTs to this domain skip the anti-spam checks."),
+	K("sender_blacklist", KEY_STRLIST, NULL, 0, 0, DLST_OFF(sender_blacklist),
+	  "Envelope senders refused at RCPT for this domain's recipients only, as in "
+	  "lists.sender_blacklist."),
+	K("sender_whitelist", KEY_STRLIST, NULL, 0, 0, DLST_OFF(sender_whitelist),
+	  "Envelope senders whose RCPTs to this domain skip the anti-spam checks."),
+	KEND
+};
+
+_Static_assert(offsetof(struct conf_lists, n_client_whitelist) ==
+	       offsetof(struct conf_lists, client_whitelist) + sizeof(void *), "strlist layout");
+
+static const struct conf_key_def domain_rate_keys[] = {
+	K("messages_per_user", KEY_INT, NULL, 0, 100000000, DRATE_OFF(messages_per_user),
+	  "rate.messages_per_user for this domain's authenticated users; 0: no limit."),
+	K("recipients_per_user", KEY_INT, NULL, 0, 100000000, DRATE_OFF(recipients_per_user),
+	  "rate.recipients_per_user for this domain's authenticated users; 0: no limit."),
+	K("user_window", KEY_DURATION, NULL, 1, 30 * 86400, DRATE_OFF(user_window_s),
+	  "rate.user_window for this domain's authenticated users."),
+	KEND
+};
+
+static const struct conf_section_def domain_spf_section = {
+	"spf", SECTION_OVERRIDE, NULL, "The domain's SPF settings over the global spf { }.",
+	domain_spf_keys };
+static const struct conf_section_def domain_greylist_section = {
+	"greylist", SECTION_OVERRIDE, NULL, "The domain's greylisting over the global "
+	"greylist { }.", domain_greylist_keys };
+static const struct conf_section_def domain_dnsbl_section = {
+	"dnsbl", SECTION_OVERRIDE, NULL, "The domain's DNSBL verdict over the global dnsbl { }.",
+	domain_dnsbl_keys };
+static const struct conf_section_def domain_lists_section = {
+	"lists", SECTION_OVERRIDE, NULL, "Black and white lists for this domain's recipients, "
+	"looked at after the global lists { }.", domain_lists_keys };
+static const struct conf_section_def domain_rate_section = {
+	"rate", SECTION_OVERRIDE, NULL, "The domain's users' rate limits over the global "
+	"rate { }.", domain_rate_keys };
+
 static const struct conf_key_def domain_keys[] = {
 	KE("type", "local", domain_types, DOM_OFF(type),
 	   "local (mail is stored here) or remote (accepted here and relayed to relay_host)."),
@@ -813,6 +900,11 @@ static const struct conf_key_def domain_keys[] = {
 	  "A mailbox of the domain (its local part) that gets the messages a content "
 	  "filter with action = quarantine holds back from the domain's recipients."),
 	SUB("filter", &filter_section, 0),
+	SUB("spf", &domain_spf_section, 0),
+	SUB("greylist", &domain_greylist_section, 0),
+	SUB("dnsbl", &domain_dnsbl_section, 0),
+	SUB("lists", &domain_lists_section, 0),
+	SUB("rate", &domain_rate_section, 0),
 	SUB("mailbox", &mailbox_section, 0),
 	SUB("alias", &alias_section, 0),
 	KEND

@@ -37,6 +37,9 @@ struct conf_key_def {
 
 enum {
 	SECTION_MULTI = 0x1,            /* may appear many times, with a title */
+	SECTION_OVERRIDE = 0x2,         /* a domain's override of a global section: keys
+					 * it does not set keep the global value (conf.c
+					 * copy_override, not copy_keys) */
 };
 
 struct conf_section_def {

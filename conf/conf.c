@@ -467,7 +467,7 @@ static void copy_keys(struct conf_load_ctx *ctx, cfg_t *cfg,
 	for (const struct conf_key_def *k = sec->keys; k->name != NULL; k++) {
 		if (k->section == NULL) {
 			copy_value(ctx, cfg, k, base + k->offset);
-		} else if (!(k->section->flags & SECTION_MULTI)) {
+		} else if (!(k->section->flags & (SECTION_MULTI | SECTION_OVERRIDE))) {
 			cfg_t *sub = cfg_getsec(cfg, k->name);
 			if (sub != NULL)
 				copy_keys(ctx, sub, k->section, base + k->offset);
@@ -582,12 +582,54 @@ static void copy_domain(struct conf_load_ctx *ctx, cfg_t *sec, struct conf_domai
 	copy_filters(ctx, sec, &d->filters, &d->n_filters);
 }
 
+/* A domain's block name { } over a global section (SECTION_OVERRIDE): a copy of
+ * global (size bytes; NULL: zeroes) with each key the block writes copied over
+ * it. *any_r: whether the block writes one. */
+static const void *copy_override(struct conf_load_ctx *ctx, cfg_t *dom, const char *name,
+				 const void *global, size_t size, bool *any_r)
+{
+	const struct conf_section_def *def =
+		sub_section(sub_section(&conf_root_section, "domain"), name);
+	char *copy = pool_alloc(ctx->pool, size);
+	if (global != NULL)
+		memcpy(copy, global, size);
+	else
+		memset(copy, 0, size);
+	*any_r = false;
+	cfg_t *sub = cfg_getsec(dom, name);
+	for (const struct conf_key_def *k = def->keys; sub != NULL && k->name != NULL; k++) {
+		cfg_opt_t *opt = cfg_getopt(sub, k->name);
+		if (opt == NULL || !(opt->flags & CFGF_MODIFIED))
+			continue;   /* not written: the global value */
+		copy_value(ctx, sub, k, copy + k->offset);
+		*any_r = true;
+	}
+	return copy;
+}
+
+static void copy_domain_policy(struct conf_load_ctx *ctx, cfg_t *sec,
+			       const struct warren_config *conf, struct conf_domain *d)
+{
+	bool any;
+	d->spf = copy_override(ctx, sec, "spf", &conf->spf, sizeof(conf->spf), &d->spf_override);
+	d->greylist = copy_override(ctx, sec, "greylist", &conf->greylist,
+				    sizeof(conf->greylist), &any);
+	d->dnsbl = copy_override(ctx, sec, "dnsbl", &conf->dnsbl, sizeof(conf->dnsbl), &any);
+	d->rate = copy_override(ctx, sec, "rate", &conf->rate, sizeof(conf->rate), &any);
+	struct conf_lists *l = (struct conf_lists *)copy_override(ctx, sec, "lists", NULL,
+								   sizeof(conf->lists), &any);
+	l->reject_text = conf->lists.reject_text;
+	d->lists = l;
+}
+
 static void copy_domains(struct conf_load_ctx *ctx, cfg_t *root, struct warren_config *conf)
 {
 	unsigned n = cfg_size(root, "domain");
 	struct conf_domain *ds = pool_alloc(ctx->pool, (n + 1) * sizeof(*ds));
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		copy_domain(ctx, cfg_getnsec(root, "domain", i), &ds[i]);
+		copy_domain_policy(ctx, cfg_getnsec(root, "domain", i), conf, &ds[i]);
+	}
 	qsort(ds, n, sizeof(*ds), cmp_domain);
 	/* back pointers after sorting, when the addresses are final */
 	for (unsigned i = 0; i < n; i++)

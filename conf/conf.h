@@ -139,6 +139,11 @@ struct conf_tls {
 };
 
 struct conf_domain;
+struct conf_spf;
+struct conf_greylist;
+struct conf_dnsbl;
+struct conf_lists;
+struct conf_rate;
 
 /* A content filter rule (smtpd/policy-content.c, docs/policy.md). */
 enum conf_filter_on {
@@ -231,6 +236,15 @@ struct conf_domain {
 	const char *quarantine_mailbox; /* content filters' quarantine (a local part), or NULL */
 	const struct conf_filter *filters;  /* this domain's content filter rules, in file order */
 	size_t n_filters;
+	/* smtpd's policy sections for this domain (docs/policy.md "Per-domain
+	 * overrides"): the global section with the keys of the domain's own block
+	 * (spf { } ... inside domain { }) written over it; never NULL */
+	const struct conf_spf *spf;            /* for its recipients (applied at RCPT) */
+	const struct conf_greylist *greylist;  /* for its recipients */
+	const struct conf_dnsbl *dnsbl;        /* enabled, threshold, action; zones global */
+	const struct conf_rate *rate;          /* for its authenticated users */
+	const struct conf_lists *lists;        /* its own lists, besides the global ones */
+	bool spf_override;           /* the domain's spf { } sets a key */
 	const char *file;
 	int line;
 };
@@ -378,6 +392,9 @@ struct warren_config {
 		const char *const *recipient_whitelist;
 		size_t n_recipient_whitelist;
 		const char *reject_text;     /* reply text when an entry has none */
+		const char *const *client_whitelist;    /* domain lists only: networks whose
+							 * RCPTs skip the anti-spam checks */
+		size_t n_client_whitelist;
 	} lists;
 	struct conf_dnsbl {              /* DNSBL/DNSWL/RHSBL scoring (smtpd/policy-rbl.c) */
 		const char *const *sites;    /* "zone[=codes][*weight]" on the client address */
@@ -387,6 +404,8 @@ struct warren_config {
 		int threshold;               /* score that triggers action */
 		int action;                  /* enum conf_dnsbl_action */
 		unsigned cache_size;         /* answers kept for their TTL */
+		bool enabled;                /* false: the zones are not asked (or, per
+					      * domain, not counted) */
 	} dnsbl;
 
 	const struct conf_listener *listeners;  /* in file order */

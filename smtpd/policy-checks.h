@@ -15,6 +15,9 @@ bool policy_relay_routed(const struct smtp_session *s, const char *addr);
  * sender, recipient, client (EHLO, MAIL, RCPT, DATA). */
 enum policy_action policy_whitehost(struct policy_request *r);
 enum policy_action policy_lists(struct policy_request *r);
+/* The domain of the RCPT's recipient when it is one of ours (its per-domain
+ * overrides apply, docs/policy.md "Per-domain overrides"), else NULL. */
+const struct conf_domain *policy_rcpt_domain(const struct policy_request *r);
 /* policy-helo.c: helo_checks { } (MAIL). */
 enum policy_action policy_helo_checks(struct policy_request *r);
 /* policy-rbl.c: DNSBL/DNSWL on the client, RHSBL on the sender domain (RCPT;
@@ -22,7 +25,8 @@ enum policy_action policy_helo_checks(struct policy_request *r);
 enum policy_action policy_rbl(struct policy_request *r);
 void policy_rbl_free(struct policy_session *p);
 
-/* policy-spf.c: SPF of MAIL FROM (or HELO for <>), spf { } (MAIL; asynchronous). */
+/* policy-spf.c: SPF of MAIL FROM (or HELO for <>), spf { } (MAIL; asynchronous);
+ * with a domain's spf { } the action is taken per recipient (RCPT). */
 enum policy_action policy_spf(struct policy_request *r);
 /* policy-greylist.c: greylisting of (network or SPF domain, sender, recipient),
  * greylist { } (RCPT; asynchronous, in the store). */

@@ -15,7 +15,11 @@
  *           "w|NET"                            passed retries; whitelisted at N
  * Expired records are removed by kv_expire every greylist.expire_interval, in a
  * store job of its own that each smtpd process starts beside its next
- * greylisting job (no client waits for the walk). */
+ * greylisting job (no client waits for the walk).
+ *
+ * The recipient's domain decides (docs/policy.md "Per-domain overrides"): its
+ * greylist { } block may turn greylisting on or off and change delay and
+ * retry_window for its recipients; the other keys are the global ones. */
 #include "smtpd/policy-checks.h"
 
 #include "common/log.h"
@@ -209,7 +213,8 @@ static void grey_done(void *arg, int ret)
 enum policy_action policy_greylist(struct policy_request *r)
 {
 	struct smtp_session *s = r->s;
-	const struct conf_greylist *c = &s->conf->greylist;
+	const struct conf_domain *d = policy_rcpt_domain(r);
+	const struct conf_greylist *c = d != NULL ? d->greylist : &s->conf->greylist;
 	if (!c->enabled || s->txn == NULL || r->rcpt == NULL)
 		return POLICY_NEXT;
 	char net[GREY_NET_MAX];

@@ -14,12 +14,19 @@
  * skipped; relay protection still applies. The blacklists are anti-spam checks
  * themselves: trusted clients skip them.
  *
+ * A domain's own lists { } (client_blacklist, client_whitelist, sender_blacklist,
+ * sender_whitelist inside domain { }) apply at RCPT to that domain's recipients
+ * only, after the global lists: a global blacklist refuses first; then the
+ * domain's whitelists mark the recipient as policy_session.rcpt_whitelisted;
+ * then its blacklists refuse.
+ *
  * An entry is "PATTERN" or "PATTERN text of the reply". Patterns: networks
  * (client lists); names, ".domain" for the names under domain (HELO lists);
  * "user@domain", "domain" or "@domain", ".domain" (sender and recipient lists).
  */
 #include "smtpd/policy-checks.h"
 #include "common/log.h"
+#include "conf/conf.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -102,6 +109,16 @@ enum policy_action policy_whitehost(struct policy_request *r)
 	return POLICY_NEXT;
 }
 
+const struct conf_domain *policy_rcpt_domain(const struct policy_request *r)
+{
+	const char *at = r->rcpt != NULL ? strrchr(r->rcpt, '@') : NULL;
+	if (at == NULL || at[1] == '\0' || at[1] == '[')
+		return NULL;
+	const struct conf_domain *d = conf_find_domain(r->s->conf, at + 1);
+	/* every domain the loader made has its policy sections */
+	return d != NULL && d->lists != NULL ? d : NULL;
+}
+
 static enum policy_action blacklisted(struct policy_request *r, const char *what,
 				      const char *value, const char *text)
 {
@@ -111,6 +128,40 @@ static enum policy_action blacklisted(struct policy_request *r, const char *what
 	log_printable(pt, sizeof(pt), text, strlen(text));
 	policy_reject(r, 554, "5.7.1 <%s>: %s rejected: %s", pv, what, pt);
 	return POLICY_REJECT;
+}
+
+/* The recipient domain's own lists (after the global ones). */
+static enum policy_action check_rcpt_domain(struct policy_request *r)
+{
+	struct smtp_session *s = r->s;
+	const struct conf_domain *d = policy_rcpt_domain(r);
+	const char *text, *from = s->txn != NULL ? s->txn->from : "";
+	char pr[SMTP_PATH_MAX + 1];
+	if (d == NULL)
+		return POLICY_NEXT;
+	const struct conf_lists *l = d->lists;
+	const char *why = NULL;
+	if (list_find(l->client_whitelist, l->n_client_whitelist, LIST_NET, s->client_ip,
+		      &text) != NULL)
+		why = "client";
+	else if (from[0] != '\0' &&
+		 list_find(l->sender_whitelist, l->n_sender_whitelist, LIST_ADDR, from,
+			   &text) != NULL)
+		why = "sender";
+	if (why != NULL) {
+		policy_session(s)->rcpt_whitelisted = true;
+		log_info("%s: %s whitelisted by domain %s for <%s>: anti-spam checks skipped",
+			 s->id, why, d->name,
+			 log_printable(pr, sizeof(pr), r->rcpt, strlen(r->rcpt)));
+		return POLICY_NEXT;
+	}
+	if (list_find(l->client_blacklist, l->n_client_blacklist, LIST_NET, s->client_ip,
+		      &text) != NULL)
+		return blacklisted(r, "Client host", s->client_ip, text);
+	if (from[0] != '\0' &&
+	    list_find(l->sender_blacklist, l->n_sender_blacklist, LIST_ADDR, from, &text) != NULL)
+		return blacklisted(r, "Sender address", from, text);
+	return POLICY_NEXT;
 }
 
 static enum policy_action check_rcpt(struct policy_request *r)
@@ -143,7 +194,7 @@ static enum policy_action check_rcpt(struct policy_request *r)
 	    list_find(l->recipient_blacklist, l->n_recipient_blacklist, LIST_ADDR, r->rcpt,
 		      &text) != NULL)
 		return blacklisted(r, "Recipient address", r->rcpt, text);
-	return POLICY_NEXT;
+	return check_rcpt_domain(r);
 }
 
 enum policy_action policy_lists(struct policy_request *r)

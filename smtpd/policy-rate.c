@@ -9,6 +9,9 @@
  * call blocks, so it runs with store_async() and the chain resumes in its done
  * callback. Refused attempts count too (a client hammering stays refused until
  * the window ends). Clients in rate.exempt_networks are never counted.
+ * An authenticated user's domain may set its own messages_per_user,
+ * recipients_per_user and user_window (rate { } inside domain { }); its users
+ * are counted against those (docs/policy.md "Per-domain overrides").
  * Logins that fail (AUTH) are counted by service/login.c (security { }), and
  * concurrent connections per address by the listener (max_connections_per_ip):
  * see docs/policy.md.
@@ -105,6 +108,9 @@ enum policy_action policy_rate_limit(struct policy_request *r)
 {
 	struct smtp_session *s = r->s;
 	const struct conf_rate *rt = &s->conf->rate;
+	/* the authenticated user's domain decides the per-user limits */
+	const struct conf_rate *ur = s->auth_user != NULL && s->auth_user->domain != NULL &&
+		s->auth_user->domain->rate != NULL ? s->auth_user->domain->rate : rt;
 	switch (r->stage) {
 	case POLICY_CONNECT:
 		if (rt->connections_per_ip == 0 || exempt(s))
@@ -112,15 +118,15 @@ enum policy_action policy_rate_limit(struct policy_request *r)
 		return count(r, RATE_CONN, s->client_ip, rt->connections_per_ip,
 			     rt->connection_window_s);
 	case POLICY_MAIL:
-		if (rt->messages_per_user == 0 || s->auth_user == NULL || exempt(s))
+		if (s->auth_user == NULL || ur->messages_per_user == 0 || exempt(s))
 			return POLICY_NEXT;
-		return count(r, RATE_MSG, s->auth_user->address, rt->messages_per_user,
-			     rt->user_window_s);
+		return count(r, RATE_MSG, s->auth_user->address, ur->messages_per_user,
+			     ur->user_window_s);
 	case POLICY_RCPT:
-		if (rt->recipients_per_user == 0 || s->auth_user == NULL || exempt(s))
+		if (s->auth_user == NULL || ur->recipients_per_user == 0 || exempt(s))
 			return POLICY_NEXT;
-		return count(r, RATE_RCPT, s->auth_user->address, rt->recipients_per_user,
-			     rt->user_window_s);
+		return count(r, RATE_RCPT, s->auth_user->address, ur->recipients_per_user,
+			     ur->user_window_s);
 	default:
 		return POLICY_NEXT;
 	}

@@ -6,7 +6,17 @@
  * (RFC 7208 9.1) and an Authentication-Results (RFC 8601) header, tag also
  * spf.tag_header; reject answers 550 5.7.23, tempfail 451 4.7.24 (RFC 7372).
  * A pass leaves the validated domain in the policy session for greylisting.
- * libspf2 passes every 127.0.0.0/8 client whatever the record says. */
+ * libspf2 passes every 127.0.0.0/8 client whatever the record says.
+ *
+ * Per-domain overrides (spf { } inside domain { }, docs/policy.md "Per-domain
+ * overrides"): when any domain has one, the lookup is still made once at MAIL
+ * (when the global spf or any domain's is enabled), but MAIL is answered 250 and
+ * the verdict is kept (struct policy_spf_verdict, in the transaction's pool);
+ * at each RCPT the recipient's domain picks the action for the result: reject
+ * and tempfail refuse that RCPT only; the first accepted recipient whose domain
+ * has SPF enabled adds Received-SPF and Authentication-Results, the first whose
+ * action is tag adds spf.tag_header. Without any domain override the verdict is
+ * taken at MAIL as before. */
 #include "smtpd/policy-checks.h"
 #include "smtpd/spf-dns.h"
 
@@ -34,9 +44,19 @@ struct spf_job {
 	unsigned timeout_ms, tries;
 	bool helo_identity;                 /* the HELO name is checked */
 	char domain[SMTP_DOMAIN_MAX + 1];   /* the identity's domain */
+	bool per_domain;                    /* the verdict waits for RCPT */
 	/* outputs */
 	SPF_result_t result;
 	char reason[SPF_REASON_MAX];
+};
+
+/* The result of a transaction's lookup, applied per recipient domain at RCPT. */
+struct policy_spf_verdict {
+	unsigned mail;                      /* s->n_mail of the transaction */
+	struct spf_job job;                 /* the inputs and the result */
+	char who[SMTP_PATH_MAX + 1];
+	char why[SMTP_PATH_MAX + SPF_REASON_MAX + 120];
+	bool headers, tagged;               /* added to the message already */
 };
 
 static const char *const result_names[] = {
@@ -231,8 +251,8 @@ static const char *explain(char *out, size_t size, const struct spf_job *j, cons
 	return out;
 }
 
-static void add_headers(struct smtp_session *s, const struct spf_job *j, const char *why,
-			int action)
+static void add_result_headers(struct smtp_session *s, const struct spf_job *j,
+			       const char *why)
 {
 	const char *host = s->conf->hostname;
 	const char *name = result_names[j->result];
@@ -256,8 +276,83 @@ static void add_headers(struct smtp_session *s, const struct spf_job *j, const c
 	}
 	policy_add_header(s, "Authentication-Results: %s;\r\n\tspf=%s %s=%s", host, name, prop,
 			  value);
-	if (action == CONF_SPF_TAG)
-		policy_add_header(s, "%s: %s", s->conf->spf.tag_header, name);
+}
+
+/* Received-SPF and Authentication-Results (result_headers), spf.tag_header (tag). */
+static void add_headers(struct smtp_session *s, const struct spf_job *j, const char *why,
+			bool result_headers, bool tag)
+{
+	if (result_headers)
+		add_result_headers(s, j, why);
+	if (tag)
+		policy_add_header(s, "%s: %s", s->conf->spf.tag_header, result_names[j->result]);
+}
+
+/* Does any domain have its own spf { } (per_domain), is SPF on anywhere? */
+static bool spf_domains(const struct warren_config *conf, bool *enabled_r)
+{
+	bool any = false;
+	*enabled_r = conf->spf.enabled;
+	for (size_t i = 0; i < conf->n_domains; i++) {
+		const struct conf_domain *d = &conf->domains[i];
+		if (d->spf_override && d->spf != NULL) {
+			any = true;
+			*enabled_r |= d->spf->enabled;
+		}
+	}
+	return any;
+}
+
+/* Keeps the verdict of the transaction for its recipients (per_domain). */
+static void keep_verdict(struct smtp_session *s, const struct spf_job *j, const char *who,
+			 const char *why)
+{
+	struct policy_spf_verdict *v = pool_alloc(s->txn->pool, sizeof(*v));
+	v->mail = s->n_mail;
+	v->job = *j;
+	v->job.servers = NULL;
+	v->job.r = NULL;
+	snprintf(v->who, sizeof(v->who), "%s", who);
+	snprintf(v->why, sizeof(v->why), "%s", why);
+	policy_session(s)->spf_verdict = v;
+}
+
+static enum policy_action refuse(struct policy_request *r, int action, SPF_result_t result,
+				 const char *who, const char *why)
+{
+	if (action == CONF_SPF_REJECT) {
+		policy_reject(r, 550, "5.7.23 <%s>: Sender address rejected: SPF %s (%s)", who,
+			      result_names[result], why);
+		return POLICY_REJECT;
+	}
+	policy_reject(r, 451, "4.7.24 <%s>: Sender address rejected: SPF %s (%s), try "
+		      "again later", who, result_names[result], why);
+	return POLICY_REJECT;
+}
+
+/* RCPT: the kept verdict with the action of the recipient's domain. */
+static enum policy_action spf_rcpt(struct policy_request *r)
+{
+	struct smtp_session *s = r->s;
+	struct policy_session *ps = s->policy;
+	struct policy_spf_verdict *v = ps != NULL ? ps->spf_verdict : NULL;
+	if (v == NULL || s->txn == NULL || ps->spf_mail != s->n_mail || v->mail != s->n_mail)
+		return POLICY_NEXT;
+	const struct conf_domain *d = policy_rcpt_domain(r);
+	const struct conf_spf *c = d != NULL ? d->spf : &s->conf->spf;
+	if (!c->enabled)
+		return POLICY_NEXT;
+	int action = action_of(c, v->job.result);
+	char to[SMTP_PATH_MAX + 1];
+	log_info("%s: spf: RCPT from %s[%s]: %s domain=%s to=<%s> action=%s", s->id,
+		 s->client_name, s->client_ip, result_names[v->job.result], v->job.domain,
+		 log_printable(to, sizeof(to), r->rcpt, strlen(r->rcpt)), action_names[action]);
+	if (action == CONF_SPF_REJECT || action == CONF_SPF_TEMPFAIL)
+		return refuse(r, action, v->job.result, v->who, v->why);
+	add_headers(s, &v->job, v->why, !v->headers, action == CONF_SPF_TAG && !v->tagged);
+	v->headers = true;
+	v->tagged |= action == CONF_SPF_TAG;
+	return POLICY_NEXT;
 }
 
 static void spf_done(void *arg, int ret)
@@ -289,20 +384,16 @@ static void spf_done(void *arg, int ret)
 	log_info("%s: spf: %s from %s[%s]: %s identity=%s domain=%s action=%s%s%s", s->id,
 		 j->helo_identity ? "HELO" : "MAIL", s->client_name, s->client_ip,
 		 result_names[j->result], j->helo_identity ? "helo" : "mailfrom", j->domain,
-		 action_names[action], j->reason[0] != '\0' ? " reason=" : "",
+		 j->per_domain ? "per-recipient" : action_names[action],
+		 j->reason[0] != '\0' ? " reason=" : "",
 		 comment_text(reason, sizeof(reason), j->reason));
 	enum policy_action verdict = POLICY_NEXT;
-	if (action == CONF_SPF_REJECT) {
-		policy_reject(r, 550, "5.7.23 <%s>: Sender address rejected: SPF %s (%s)", who,
-			      result_names[j->result], why);
-		verdict = POLICY_REJECT;
-	} else if (action == CONF_SPF_TEMPFAIL) {
-		policy_reject(r, 451, "4.7.24 <%s>: Sender address rejected: SPF %s (%s), try "
-			      "again later", who, result_names[j->result], why);
-		verdict = POLICY_REJECT;
-	} else {
-		add_headers(s, j, why, action);
-	}
+	if (j->per_domain)
+		keep_verdict(s, j, who, why);
+	else if (action == CONF_SPF_REJECT || action == CONF_SPF_TEMPFAIL)
+		verdict = refuse(r, action, j->result, who, why);
+	else
+		add_headers(s, j, why, true, action == CONF_SPF_TAG);
 	free(j->servers);
 	free(j);
 	policy_resume(r, verdict);
@@ -313,7 +404,10 @@ enum policy_action policy_spf(struct policy_request *r)
 	static bool handlers_set;
 	struct smtp_session *s = r->s;
 	const struct warren_config *conf = s->conf;
-	if (!conf->spf.enabled || s->txn == NULL)
+	if (r->stage == POLICY_RCPT)
+		return spf_rcpt(r);
+	bool enabled, per_domain = spf_domains(conf, &enabled);
+	if (!enabled || s->txn == NULL)
 		return POLICY_NEXT;
 	if (!handlers_set) {
 		SPF_warning_handler = spf_log_quiet;
@@ -323,6 +417,7 @@ enum policy_action policy_spf(struct policy_request *r)
 	}
 	struct spf_job *j = x_calloc(1, sizeof(*j));
 	j->r = r;
+	j->per_domain = per_domain;
 	snprintf(j->ip, sizeof(j->ip), "%s", s->client_ip);
 	snprintf(j->helo, sizeof(j->helo), "%s", s->helo);
 	snprintf(j->from, sizeof(j->from), "%s", s->txn->from);

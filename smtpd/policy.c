@@ -23,7 +23,7 @@ static const struct policy_check checks[] = {
 	  0, policy_lists },   /* whitelists set trust; blacklists check it themselves */
 	{ "helo", STAGE(POLICY_MAIL), POLICY_ANTISPAM, policy_helo_checks },
 	{ "rbl", STAGE(POLICY_RCPT), POLICY_ANTISPAM, policy_rbl },   /* before greylist */
-	{ "spf", STAGE(POLICY_MAIL), POLICY_ANTISPAM, policy_spf },         /* before greylist */
+	{ "spf", STAGE(POLICY_MAIL) | STAGE(POLICY_RCPT), POLICY_ANTISPAM, policy_spf },   /* before greylist */
 	{ "greylist", STAGE(POLICY_RCPT), POLICY_ANTISPAM, policy_greylist },
 	{ "content_filter", STAGE(POLICY_DATA), POLICY_ANTISPAM, policy_content_filter },
 };

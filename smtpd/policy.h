@@ -111,6 +111,7 @@ void policy_log_reject(struct smtp_session *s, const struct policy_request *r);
 
 /* Per-session state of the checks (s->policy), freed with the session. */
 struct policy_rbl_state;
+struct policy_spf_verdict;
 struct policy_session {
 	bool whitehost;              /* a whitehost: anti-spam checks skipped */
 	bool discard;                /* policy-content.c: this message goes nowhere (250) */
@@ -119,6 +120,9 @@ struct policy_session {
 	unsigned spf_mail;
 	bool spf_pass;
 	char spf_domain[SMTP_DOMAIN_MAX + 1];
+	/* policy-spf.c: the verdict applied per recipient at RCPT when a domain has
+	 * its own spf { } (in s->txn's pool; valid while spf_mail == s->n_mail) */
+	struct policy_spf_verdict *spf_verdict;
 	/* policy-lists.c: the HELO name / the transaction's sender is whitelisted
 	 * (anti-spam checks skipped; txn one cleared at each MAIL) */
 	bool helo_whitelisted, sender_whitelisted;
