@@ -36,7 +36,11 @@ MAILBOXES = f"""\
 
 DOMAINS = {
     "strict.test": textwrap.dedent(MAILBOXES + """\
-        lists { sender_blacklist = { "spammer@bad.test", "@worse.test Go away" } }
+        lists {
+            sender_blacklist = { "spammer@bad.test", "@worse.test Go away" }
+            sender_whitelist = { "@friend.test" }
+            client_whitelist = { "192.0.2.40" }
+        }
         rate { messages_per_user = 1 }
         """),
     "lax.test": textwrap.dedent(MAILBOXES + """\
@@ -181,6 +185,21 @@ def test_domain_blacklist_applies_to_its_recipients_only(inst):
     smtp_cmd(conn, "QUIT")
     conn.close()
     inst.wait_log("reject: RCPT from unknown[192.0.2.30]: 554 5.7.1 <spammer@bad.test>")
+
+
+def test_domain_whitelists_skip_the_anti_spam_checks_of_its_recipients(inst):
+    # a new client and sender: greylisted for strict.test, but whitelisted there
+    conn = session(inst, "192.0.2.41", "pal@friend.test")
+    assert rcpt(conn, "alice@strict.test")[0] == 250
+    data(conn, uuid.uuid4().hex)
+    inst.wait_log("sender whitelisted by domain strict.test for <alice@strict.test>")
+    # a whitelisted client with an SPF fail: no SPF verdict, no greylisting
+    conn = session(inst, "192.0.2.40", "bob@fail.test")
+    assert rcpt(conn, "alice@strict.test")[0] == 250
+    tag = uuid.uuid4().hex
+    data(conn, tag)
+    assert headers(stored(inst, "alice@strict.test", tag), "Received-SPF") == []
+    inst.wait_log("client whitelisted by domain strict.test for <alice@strict.test>")
 
 
 def submit(inst, user):
