@@ -434,6 +434,11 @@ static const struct conf_key_def limits_keys[] = {
 	  "STARTTLS, failed logins...), and SMTP commands on submission listeners before "
 	  "AUTH (421 4.7.0; MX listeners are not limited); then the server says goodbye "
 	  "and closes."),
+	K("max_command_args", KEY_INT, "10000", 10, 1000000, CFG_OFF(limits.max_command_args),
+	  "Arguments one command may have: IMAP atoms, strings and list elements at any "
+	  "depth, each range of a sequence set counted (the set 1,3,5:9 counts 3); more get "
+	  "IMAP BAD, POP3 -ERR, SMTP 501 5.5.4, counted as errors. The default is far "
+	  "above the longest sets clients send (Thunderbird's UID FETCH of sparse UIDs)."),
 	KEND
 };
 

@@ -347,6 +347,7 @@ struct warren_config {
 		uint64_t imap_max_literal;   /* literal bytes of a command other than APPEND */
 		unsigned imap_max_literals;  /* literals in one command */
 		unsigned max_unauth_commands;/* IMAP/POP3/submission commands before login */
+		unsigned max_command_args;   /* arguments (list items, set ranges) per command */
 	} limits;
 	struct conf_http {
 		const char *const *metrics_allow;  /* client networks that may read /metrics */
