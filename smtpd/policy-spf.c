@@ -388,6 +388,7 @@ static void spf_done(void *arg, int ret)
 		 j->reason[0] != '\0' ? " reason=" : "",
 		 comment_text(reason, sizeof(reason), j->reason));
 	enum policy_action verdict = POLICY_NEXT;
+	ps->spf_verdict = NULL;   /* an older one was in an earlier transaction's pool */
 	if (j->per_domain)
 		keep_verdict(s, j, who, why);
 	else if (action == CONF_SPF_REJECT || action == CONF_SPF_TEMPFAIL)
@@ -406,6 +407,8 @@ enum policy_action policy_spf(struct policy_request *r)
 	const struct warren_config *conf = s->conf;
 	if (r->stage == POLICY_RCPT)
 		return spf_rcpt(r);
+	if (s->policy != NULL)
+		s->policy->spf_verdict = NULL;
 	bool enabled, per_domain = spf_domains(conf, &enabled);
 	if (!enabled || s->txn == NULL)
 		return POLICY_NEXT;
