@@ -26,10 +26,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include "loadclient.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -37,7 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,123 +62,22 @@ static void samples_add(struct samples *s, uint32_t us)
 	s->us[s->n++] = us;
 }
 
-static const char *opt_host = "127.0.0.1";
-static int opt_port = 143;
-static const char *opt_user = "imap%d@bench.test";
-static const char *opt_pass = "secret";
-static int opt_clients = 10;
+static struct load_options opt = LOAD_OPTIONS_INIT(143, "imap%d@bench.test");
 static double opt_seconds = 10;
 static int opt_rounds = 5;
 static int opt_populate;
 static int opt_idle;
-static int opt_sources = 1;         /* source addresses 127.0.0.1 .. 127.0.0.N */
-static int opt_first_user = 1;
 static long opt_mem_floor_mb = 2048; /* idle: stop opening when MemAvailable is below */
 static double opt_idle_limit_s;      /* idle: stop opening after this long (0: never) */
 static unsigned opt_seed = 1;
 
-/* The user name of number n: the user format with its "%d" replaced. */
-static void user_name(char *buf, size_t size, const char *fmt, int n)
-{
-	const char *d = strstr(fmt, "%d");
-	if (!d)
-		snprintf(buf, size, "%s", fmt);
-	else
-		snprintf(buf, size, "%.*s%d%s", (int)(d - fmt), fmt, n, d + 2);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* ---- one connection ---- */
 
-#define RBUF 65536
 struct conn {
-	int fd;
-	char rbuf[RBUF];
-	size_t rpos, rlen;
+	struct load_conn io;
 	unsigned tag;
 	long exists;
-	char line[8192];
 };
-
-static int conn_fill(struct conn *c)
-{
-	if (c->rpos == c->rlen)
-		c->rpos = c->rlen = 0;
-	if (c->rlen == RBUF) {
-		memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
-		c->rlen -= c->rpos;
-		c->rpos = 0;
-	}
-	ssize_t n;
-	do
-		n = read(c->fd, c->rbuf + c->rlen, RBUF - c->rlen);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return -1;
-	c->rlen += (size_t)n;
-	return 0;
-}
-
-/* One line without CRLF into c->line (truncated at its size; the rest is
- * consumed). Returns its length or -1. */
-static long conn_line(struct conn *c)
-{
-	size_t len = 0;
-	for (;;) {
-		char *p = c->rbuf + c->rpos;
-		size_t avail = c->rlen - c->rpos;
-		char *nl = memchr(p, '\n', avail);
-		size_t take = nl ? (size_t)(nl - p) + 1 : avail;
-		size_t copy = take;
-		if (len + copy > sizeof(c->line) - 1)
-			copy = sizeof(c->line) - 1 - len;
-		memcpy(c->line + len, p, copy);
-		len += copy;
-		c->rpos += take;
-		if (nl)
-			break;
-		if (conn_fill(c) < 0)
-			return -1;
-	}
-	while (len && (c->line[len - 1] == '\n' || c->line[len - 1] == '\r'))
-		len--;
-	c->line[len] = 0;
-	return (long)len;
-}
-
-static int conn_skip(struct conn *c, size_t n)
-{
-	while (n) {
-		if (c->rpos == c->rlen && conn_fill(c) < 0)
-			return -1;
-		size_t take = c->rlen - c->rpos;
-		if (take > n)
-			take = n;
-		c->rpos += take;
-		n -= take;
-	}
-	return 0;
-}
-
-static int conn_write(struct conn *c, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(c->fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* A literal announced at the end of a line, "{123}": its size, else -1. */
 static long line_literal(const char *line, long len)
@@ -215,21 +111,21 @@ static int conn_wait(struct conn *c, unsigned tag, int stop_at_plus)
 	char want[16];
 	int wl = snprintf(want, sizeof(want), "a%u ", tag);
 	for (;;) {
-		long len = conn_line(c);
+		long len = load_line(&c->io);
 		if (len < 0)
 			return -1;
-		if (c->line[0] == '+' && stop_at_plus)
+		if (c->io.line[0] == '+' && stop_at_plus)
 			return 2;
-		if (!strncmp(c->line, want, (size_t)wl))
-			return strncmp(c->line + wl, "OK", 2) ? 1 : 0;
+		if (!strncmp(c->io.line, want, (size_t)wl))
+			return strncmp(c->io.line + wl, "OK", 2) ? 1 : 0;
 		/* an untagged line, possibly with literals inside */
-		if (c->line[0] == '*')
-			note_untagged(c, c->line);
+		if (c->io.line[0] == '*')
+			note_untagged(c, c->io.line);
 		long lit;
-		while ((lit = line_literal(c->line, len)) >= 0) {
-			if (conn_skip(c, (size_t)lit) < 0)
+		while ((lit = line_literal(c->io.line, len)) >= 0) {
+			if (load_skip(&c->io, (size_t)lit) < 0)
 				return -1;
-			len = conn_line(c);   /* the rest of the response */
+			len = load_line(&c->io);   /* the rest of the response */
 			if (len < 0)
 				return -1;
 		}
@@ -250,7 +146,7 @@ static int conn_cmd(struct conn *c, const char *fmt, ...)
 		n = (int)sizeof(buf) - 3;
 	buf[n++] = '\r';
 	buf[n++] = '\n';
-	if (conn_write(c, buf, (size_t)n) < 0)
+	if (load_write(&c->io, buf, (size_t)n) < 0)
 		return -1;
 	return conn_wait(c, tag, 0);
 }
@@ -258,30 +154,13 @@ static int conn_cmd(struct conn *c, const char *fmt, ...)
 static int conn_open(struct conn *c, int source)
 {
 	memset(c, 0, sizeof(*c));
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (c->fd < 0)
+	if (load_connect(&c->io, &opt, source) < 0)
 		return -1;
-	int one = 1;
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (opt_sources > 1) {
-		struct sockaddr_in src = { .sin_family = AF_INET };
-		src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(source % opt_sources));
-		setsockopt(c->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) < 0)
-			goto fail;
+	if (load_line(&c->io) < 0 || strncmp(c->io.line, "* OK", 4)) {
+		load_close(&c->io);
+		return -1;
 	}
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)opt_port) };
-	if (inet_pton(AF_INET, opt_host, &sa.sin_addr) != 1)
-		goto fail;
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		goto fail;
-	if (conn_line(c) < 0 || strncmp(c->line, "* OK", 4))
-		goto fail;
 	return 0;
-fail:
-	close(c->fd);
-	c->fd = -1;
-	return -1;
 }
 
 static int conn_login(struct conn *c, int user, int source)
@@ -289,15 +168,13 @@ static int conn_login(struct conn *c, int user, int source)
 	if (conn_open(c, source) < 0)
 		return -1;
 	char name[256];
-	user_name(name, sizeof(name), opt_user, user);
-	return conn_cmd(c, "LOGIN \"%s\" \"%s\"", name, opt_pass);
+	load_user_name(name, sizeof(name), opt.user, user);
+	return conn_cmd(c, "LOGIN \"%s\" \"%s\"", name, opt.pass);
 }
 
 static void conn_close(struct conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	load_close(&c->io);
 }
 
 /* ---- messages ---- */
@@ -349,13 +226,13 @@ static int conn_append(struct conn *c, unsigned seq, unsigned *rnd)
 	unsigned tag = ++c->tag;
 	int hn = snprintf(head, sizeof(head), "a%u APPEND INBOX %s{%zu}\r\n",
 			  tag, seq % 3 ? "" : "(\\Seen) ", len);
-	if (conn_write(c, head, (size_t)hn) < 0)
+	if (load_write(&c->io, head, (size_t)hn) < 0)
 		return -1;
 	int r = conn_wait(c, tag, 1);
 	if (r != 2)
 		return r;
 	memcpy(msg + len, "\r\n", 2);
-	if (conn_write(c, msg, len + 2) < 0)
+	if (load_write(&c->io, msg, len + 2) < 0)
 		return -1;
 	return conn_wait(c, tag, 0);
 }
@@ -365,12 +242,12 @@ static int conn_idle(struct conn *c)
 	char buf[32];
 	unsigned tag = ++c->tag;
 	int n = snprintf(buf, sizeof(buf), "a%u IDLE\r\n", tag);
-	if (conn_write(c, buf, (size_t)n) < 0)
+	if (load_write(&c->io, buf, (size_t)n) < 0)
 		return -1;
 	int r = conn_wait(c, tag, 1);
 	if (r != 2)
 		return r < 0 ? -1 : 1;
-	if (conn_write(c, "DONE\r\n", 6) < 0)
+	if (load_write(&c->io, "DONE\r\n", 6) < 0)
 		return -1;
 	return conn_wait(c, tag, 0);
 }
@@ -390,7 +267,7 @@ struct client {
 static void timed(struct client *cl, enum op op, double t0, int r)
 {
 	if (r == 0)
-		samples_add(&cl->lat[op], (uint32_t)((now_s() - t0) * 1e6));
+		samples_add(&cl->lat[op], (uint32_t)((load_now() - t0) * 1e6));
 	else
 		cl->fails[op]++;
 }
@@ -400,8 +277,8 @@ static void *client_load(void *arg)
 	struct client *cl = arg;
 	struct conn *c = malloc(sizeof(*c));
 	unsigned seq = (unsigned)cl->user * 100000u;
-	while (now_s() < cl->deadline) {
-		double t0 = now_s();
+	while (load_now() < cl->deadline) {
+		double t0 = load_now();
 		int r = conn_login(c, cl->user, cl->user);
 		timed(cl, OP_LOGIN, t0, r);
 		if (r != 0) {
@@ -410,52 +287,52 @@ static void *client_load(void *arg)
 			continue;
 		}
 		cl->sessions++;
-		t0 = now_s();
+		t0 = load_now();
 		r = conn_cmd(c, "SELECT INBOX");
 		timed(cl, OP_SELECT, t0, r);
-		for (int round = 0; r >= 0 && round < opt_rounds && now_s() < cl->deadline; round++) {
+		for (int round = 0; r >= 0 && round < opt_rounds && load_now() < cl->deadline; round++) {
 			long ex = c->exists > 0 ? c->exists : 1;
 			long m = 1 + (long)((unsigned)rand_r(&cl->rnd) % (unsigned long)ex);
 			long m2 = m + 9 > ex ? ex : m + 9;
-			t0 = now_s();
+			t0 = load_now();
 			r = conn_cmd(c, "FETCH %ld:%ld (UID FLAGS RFC822.SIZE INTERNALDATE "
 				     "BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])", m, m2);
 			timed(cl, OP_FETCH_HDR, t0, r);
 			if (r < 0) break;
 			m = 1 + (long)((unsigned)rand_r(&cl->rnd) % (unsigned long)ex);
-			t0 = now_s();
+			t0 = load_now();
 			r = conn_cmd(c, "FETCH %ld (UID BODY.PEEK[])", m);
 			timed(cl, OP_FETCH_BODY, t0, r);
 			if (r < 0) break;
-			t0 = now_s();
+			t0 = load_now();
 			r = conn_cmd(c, "SEARCH UNSEEN FROM \"sender%u\"", (unsigned)rand_r(&cl->rnd) % 10);
 			timed(cl, OP_SEARCH, t0, r);
 			if (r < 0) break;
 			m = 1 + (long)((unsigned)rand_r(&cl->rnd) % (unsigned long)ex);
-			t0 = now_s();
+			t0 = load_now();
 			r = conn_cmd(c, "STORE %ld %cFLAGS (\\Seen)", m, round % 2 ? '-' : '+');
 			timed(cl, OP_STORE, t0, r);
 			if (r < 0) break;
-			t0 = now_s();
+			t0 = load_now();
 			r = conn_append(c, seq++, &cl->rnd);
 			timed(cl, OP_APPEND, t0, r);
 			if (r < 0) break;
 			ex = c->exists > 0 ? c->exists : 1;
 			m = 1 + (long)((unsigned)rand_r(&cl->rnd) % (unsigned long)ex);
-			t0 = now_s();
+			t0 = load_now();
 			r = conn_cmd(c, "STORE %ld +FLAGS.SILENT (\\Deleted)", m);
 			timed(cl, OP_STORE, t0, r);
 			if (r < 0) break;
-			t0 = now_s();
+			t0 = load_now();
 			r = conn_cmd(c, "EXPUNGE");
 			timed(cl, OP_EXPUNGE, t0, r);
 			if (r < 0) break;
-			t0 = now_s();
+			t0 = load_now();
 			r = conn_idle(c);
 			timed(cl, OP_IDLE, t0, r);
 		}
 		if (r >= 0) {
-			t0 = now_s();
+			t0 = load_now();
 			r = conn_cmd(c, "LOGOUT");
 			timed(cl, OP_LOGOUT, t0, r);
 		}
@@ -463,12 +340,6 @@ static void *client_load(void *arg)
 	}
 	free(c);
 	return NULL;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 static double pct(const struct samples *s, double p)
@@ -481,20 +352,20 @@ static double pct(const struct samples *s, double p)
 
 static int run_load(void)
 {
-	struct client *cls = calloc((size_t)opt_clients, sizeof(*cls));
-	double t0 = now_s();
-	for (int i = 0; i < opt_clients; i++) {
-		cls[i].user = opt_first_user + i;
+	struct client *cls = calloc((size_t)opt.clients, sizeof(*cls));
+	double t0 = load_now();
+	for (int i = 0; i < opt.clients; i++) {
+		cls[i].user = opt.first_user + i;
 		cls[i].rnd = opt_seed * 7919u + (unsigned)i;
 		cls[i].deadline = t0 + opt_seconds;
 		pthread_create(&cls[i].thread, NULL, client_load, &cls[i]);
 	}
-	for (int i = 0; i < opt_clients; i++)
+	for (int i = 0; i < opt.clients; i++)
 		pthread_join(cls[i].thread, NULL);
-	double elapsed = now_s() - t0;
+	double elapsed = load_now() - t0;
 	struct samples all = { 0 }, per[OP_COUNT] = { { 0 } };
 	unsigned long fails = 0, sessions = 0;
-	for (int i = 0; i < opt_clients; i++) {
+	for (int i = 0; i < opt.clients; i++) {
 		sessions += cls[i].sessions;
 		for (int o = 0; o < OP_COUNT; o++) {
 			for (size_t k = 0; k < cls[i].lat[o].n; k++) {
@@ -504,14 +375,14 @@ static int run_load(void)
 			fails += cls[i].fails[o];
 		}
 	}
-	qsort(all.us, all.n, sizeof(*all.us), cmp_u32);
+	qsort(all.us, all.n, sizeof(*all.us), load_cmp_u32);
 	printf("imapload: clients=%d seconds=%.1f rounds=%d elapsed=%.2f sessions=%lu\n",
-	       opt_clients, opt_seconds, opt_rounds, elapsed, sessions);
+	       opt.clients, opt_seconds, opt_rounds, elapsed, sessions);
 	printf("%-11s %9s %9s %9s %9s %6s\n", "command", "ops", "ops/s", "p50 ms", "p99 ms", "fails");
 	for (int o = 0; o < OP_COUNT; o++) {
-		qsort(per[o].us, per[o].n, sizeof(*per[o].us), cmp_u32);
+		qsort(per[o].us, per[o].n, sizeof(*per[o].us), load_cmp_u32);
 		unsigned long f = 0;
-		for (int i = 0; i < opt_clients; i++)
+		for (int i = 0; i < opt.clients; i++)
 			f += cls[i].fails[o];
 		printf("%-11s %9zu %9.1f %9.2f %9.2f %6lu\n", op_names[o], per[o].n,
 		       per[o].n / elapsed, pct(&per[o], 0.5), pct(&per[o], 0.99), f);
@@ -528,7 +399,7 @@ static void *client_populate(void *arg)
 	struct client *cl = arg;
 	struct conn *c = malloc(sizeof(*c));
 	if (conn_login(c, cl->user, 0) != 0) {
-		fprintf(stderr, "imapload: login of user %d failed: %s\n", cl->user, c->line);
+		fprintf(stderr, "imapload: login of user %d failed: %s\n", cl->user, c->io.line);
 		cl->fails[OP_LOGIN]++;
 		free(c);
 		return NULL;
@@ -536,7 +407,7 @@ static void *client_populate(void *arg)
 	for (int i = 0; i < opt_populate; i++)
 		if (conn_append(c, (unsigned)(cl->user * 100000 + i), &cl->rnd) != 0) {
 			cl->fails[OP_APPEND]++;
-			fprintf(stderr, "imapload: APPEND failed: %s\n", c->line);
+			fprintf(stderr, "imapload: APPEND failed: %s\n", c->io.line);
 			break;
 		}
 	conn_cmd(c, "LOGOUT");
@@ -547,20 +418,20 @@ static void *client_populate(void *arg)
 
 static int run_populate(void)
 {
-	struct client *cls = calloc((size_t)opt_clients, sizeof(*cls));
-	double t0 = now_s();
-	for (int i = 0; i < opt_clients; i++) {
-		cls[i].user = opt_first_user + i;
+	struct client *cls = calloc((size_t)opt.clients, sizeof(*cls));
+	double t0 = load_now();
+	for (int i = 0; i < opt.clients; i++) {
+		cls[i].user = opt.first_user + i;
 		cls[i].rnd = opt_seed + (unsigned)i;
 		pthread_create(&cls[i].thread, NULL, client_populate, &cls[i]);
 	}
 	int fails = 0;
-	for (int i = 0; i < opt_clients; i++) {
+	for (int i = 0; i < opt.clients; i++) {
 		pthread_join(cls[i].thread, NULL);
 		fails += (int)(cls[i].fails[OP_LOGIN] + cls[i].fails[OP_APPEND]);
 	}
-	printf("imapload: populated %d users with %d messages in %.2f s%s\n", opt_clients,
-	       opt_populate, now_s() - t0, fails ? " (with failures)" : "");
+	printf("imapload: populated %d users with %d messages in %.2f s%s\n", opt.clients,
+	       opt_populate, load_now() - t0, fails ? " (with failures)" : "");
 	return fails ? 1 : 0;
 }
 
@@ -591,7 +462,7 @@ static void *client_idle(void *arg)
 {
 	struct idler *id = arg;
 	for (int i = id->first; i < id->first + id->count && !idle_stop; i++) {
-		if (opt_idle_limit_s > 0 && now_s() > idle_deadline) {
+		if (opt_idle_limit_s > 0 && load_now() > idle_deadline) {
 			if (!idle_stop)
 				fprintf(stderr, "imapload: %.0f s are up: stopping\n", opt_idle_limit_s);
 			idle_stop = 1;
@@ -604,19 +475,19 @@ static void *client_idle(void *arg)
 			break;
 		}
 		struct conn *c = malloc(sizeof(*c));
-		int user = opt_first_user + i % opt_clients;
+		int user = opt.first_user + i % opt.clients;
 		int ok = conn_login(c, user, i) == 0 && conn_cmd(c, "SELECT INBOX") == 0;
 		if (ok) {
 			char buf[32];
 			int n = snprintf(buf, sizeof(buf), "a%u IDLE\r\n", ++c->tag);
-			ok = conn_write(c, buf, (size_t)n) == 0 && conn_wait(c, c->tag, 1) == 2;
+			ok = load_write(&c->io, buf, (size_t)n) == 0 && conn_wait(c, c->tag, 1) == 2;
 		}
 		if (ok) {
 			id->opened++;
 		} else {
 			id->failed++;
 			if (id->failed <= 3)
-				fprintf(stderr, "imapload: idle session %d failed: %s\n", i, c->line);
+				fprintf(stderr, "imapload: idle session %d failed: %s\n", i, c->io.line);
 			conn_close(c);
 		}
 		free(c);   /* the socket stays open until the process exits */
@@ -627,7 +498,7 @@ static void *client_idle(void *arg)
 static int run_idle(void)
 {
 	struct idler ids[IDLE_THREADS];
-	double t0 = now_s();
+	double t0 = load_now();
 	idle_deadline = t0 + opt_idle_limit_s;
 	int per = (opt_idle + IDLE_THREADS - 1) / IDLE_THREADS;
 	for (int t = 0; t < IDLE_THREADS; t++) {
@@ -642,7 +513,7 @@ static int run_idle(void)
 		opened += ids[t].opened;
 		failed += ids[t].failed;
 	}
-	printf("ready %d failed %d seconds %.1f\n", opened, failed, now_s() - t0);
+	printf("ready %d failed %d seconds %.1f\n", opened, failed, load_now() - t0);
 	fflush(stdout);
 	char b[64];
 	while (read(0, b, sizeof(b)) > 0)
@@ -662,17 +533,13 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	int ch;
-	while ((ch = getopt(argc, argv, "H:p:u:w:c:f:t:r:s:S:P:I:m:T:")) != -1) {
+	while ((ch = getopt(argc, argv, LOAD_OPTSTRING "t:r:s:S:P:I:m:T:")) != -1) {
+		if (load_option(&opt, ch, optarg))
+			continue;
 		switch (ch) {
-		case 'H': opt_host = optarg; break;
-		case 'p': opt_port = atoi(optarg); break;
-		case 'u': opt_user = optarg; break;
-		case 'w': opt_pass = optarg; break;
-		case 'c': opt_clients = atoi(optarg); break;
-		case 'f': opt_first_user = atoi(optarg); break;
 		case 't': opt_seconds = atof(optarg); break;
 		case 'r': opt_rounds = atoi(optarg); break;
-		case 's': opt_sources = atoi(optarg); break;
+		case 's': opt.sources = atoi(optarg); break;
 		case 'S': opt_seed = (unsigned)atoi(optarg); break;
 		case 'P': opt_populate = atoi(optarg); break;
 		case 'I': opt_idle = atoi(optarg); break;
@@ -681,7 +548,7 @@ int main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (opt_clients < 1 || opt_port < 1 || opt_sources < 1 || opt_sources > 250)
+	if (opt.clients < 1 || opt.port < 1 || opt.sources < 1 || opt.sources > 250)
 		usage();
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
