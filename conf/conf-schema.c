@@ -439,6 +439,14 @@ static const struct conf_key_def limits_keys[] = {
 	  "depth, each range of a sequence set counted (the set 1,3,5:9 counts 3); more get "
 	  "IMAP BAD, POP3 -ERR, SMTP 501 5.5.4, counted as errors. The default is far "
 	  "above the longest sets clients send (Thunderbird's UID FETCH of sparse UIDs)."),
+	K("max_header_size", KEY_SIZE, "1M", 1 * KB, 64 * MB, CFG_OFF(limits.max_header_size),
+	  "Bytes of a message's header section (up to the empty line) smtpd accepts; a "
+	  "larger one is refused at the end of DATA/BDAT with 552 5.3.4 Message header "
+	  "too large (as Exim's header_maxsize)."),
+	K("max_mime_depth", KEY_INT, "100", 1, 1000, CFG_OFF(limits.max_mime_depth),
+	  "MIME nesting levels parsed when a message is stored (the message itself is "
+	  "level 0); deeper parts are kept as leaves (text/plain in BODYSTRUCTURE), the "
+	  "message is not refused. Read at start."),
 	KEND
 };
 

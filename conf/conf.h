@@ -348,6 +348,8 @@ struct warren_config {
 		unsigned imap_max_literals;  /* literals in one command */
 		unsigned max_unauth_commands;/* IMAP/POP3/submission commands before login */
 		unsigned max_command_args;   /* arguments (list items, set ranges) per command */
+		uint64_t max_header_size;    /* header section of a message (smtpd DATA) */
+		unsigned max_mime_depth;     /* MIME nesting parsed at delivery (BODYSTRUCTURE) */
 	} limits;
 	struct conf_http {
 		const char *const *metrics_allow;  /* client networks that may read /metrics */

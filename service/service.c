@@ -76,6 +76,7 @@ static int open_store(struct service *svc)
 {
 	struct store_settings settings = {
 		.dir = svc->conf->state_dir,
+		.mime_max_depth = svc->conf->limits.max_mime_depth,
 		.flags = STORE_OPEN_NOTIFY |
 			 (getenv(SERVICE_LISTEN_FDS_ENV) == NULL ? STORE_OPEN_RECOVER : 0),
 	};

@@ -219,15 +219,33 @@ static void scan_headers(struct smtp_session *s, const char *data, size_t len)
 	spool_write(t, data + run, len - run);
 }
 
+/* Bytes of data before the header's empty line (all when it is not in data);
+ * bol: data starts a line. */
+static size_t header_part(bool bol, const char *data, size_t len)
+{
+	if (bol && len > 0 && (data[0] == '\r' || data[0] == '\n'))
+		return 0;
+	for (size_t i = 0; i + 1 < len; i++)
+		if (data[i] == '\n' && (data[i + 1] == '\r' || data[i + 1] == '\n'))
+			return i + 1;
+	return len;
+}
+
 static void body_emit(void *ctx, const char *data, size_t len)
 {
 	struct smtp_session *s = ctx;
 	struct smtp_txn *t = s->txn;
 	t->size += len;
-	if (t->too_big || t->io_error)
+	if (t->too_big || t->io_error || t->header_too_big)
 		return;
 	if (t->size > t->max_size) {
 		t->too_big = true;
+		return;
+	}
+	uint64_t max_header = s->conf->limits.max_header_size;
+	if (t->in_headers && t->size > max_header &&
+	    t->size - len + header_part(t->hdr_bol, data, len) > max_header) {
+		t->header_too_big = true;   /* refused at the end (message_done) */
 		return;
 	}
 	if (t->in_headers)
@@ -270,6 +288,13 @@ static void message_done(struct smtp_session *s, bool bare_refused, bool line_to
 			 s->client_name, s->client_ip, (unsigned long long)t->max_size, t->from,
 			 smtp_proto_name(s), s->helo);
 		smtp_reply(s, 552, "5.3.4 Error: message file too big");
+	} else if (t->header_too_big) {
+		log_info("%s: reject: %s from %s[%s]: 552 5.3.4 Message header too large (over "
+			 "%llu bytes); from=<%s> proto=%s helo=<%s>", qid, t->chunking ? "BDAT" : "DATA",
+			 s->client_name, s->client_ip,
+			 (unsigned long long)s->conf->limits.max_header_size, t->from,
+			 smtp_proto_name(s), s->helo);
+		smtp_reply(s, 552, "5.3.4 Message header too large");
 	} else if (t->hops > SMTP_HOPS_MAX) {
 		log_info("%s: reject: %s from %s[%s]: 554 5.4.6 too many hops (%u Received headers, "
 			 "a mail loop?); from=<%s> proto=%s helo=<%s>", qid,

@@ -135,6 +135,7 @@ struct smtp_txn {
 	struct smtp_dot dot;
 	uint64_t size;                      /* bytes of the client's message */
 	bool too_big, io_error;
+	bool header_too_big;                /* over limits.max_header_size */
 	bool bdat_last;
 	char *wbuf;
 	size_t wlen;

@@ -385,10 +385,11 @@ static int mime_chunk(const char *data, size_t len, void *arg)
 	return 0;
 }
 
-int blob_parse_mime(const struct store_body *body, struct buf *out)
+int blob_parse_mime(const struct store_body *body, unsigned max_depth, struct buf *out)
 {
 	struct pool *pool = pool_new(16384);
-	struct mime_feed f = { mime_parser_new(pool) };
+	struct mime_limits limits = { .max_depth = max_depth };
+	struct mime_feed f = { mime_parser_new_limits(pool, &limits) };
 	int ret = body_each(body, mime_chunk, &f);
 	struct mime_part *tree = NULL;
 	if (ret == 0) {

@@ -183,7 +183,7 @@ static int deliver_common(struct store *s, struct deliver_arg *a)
 			return ret;
 		written = true;
 	}
-	if ((ret = blob_parse_mime(a->body, &mime)) != 0) {
+	if ((ret = blob_parse_mime(a->body, s->mime_max_depth, &mime)) != 0) {
 		buf_free(&mime);
 		return ret;
 	}

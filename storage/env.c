@@ -245,6 +245,7 @@ int store_open(const struct store_settings *settings, struct store **store_r,
 	s->blob_dir = path_join(settings->dir, "blobs");
 	s->notify_dir = path_join(settings->dir, "notify");
 	s->flags = settings->flags;
+	s->mime_max_depth = settings->mime_max_depth;
 	s->notify_fd = -1;
 	s->send_fd = -1;
 	pthread_mutex_init(&s->send_lock, NULL);

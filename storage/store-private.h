@@ -46,6 +46,7 @@ struct store {
 	char *blob_dir;          /* state_dir/blobs */
 	char *notify_dir;        /* state_dir/notify */
 	unsigned flags;
+	unsigned mime_max_depth;  /* store_settings.mime_max_depth */
 	/* failchk watchdog */
 	pthread_t watchdog;
 	bool watchdog_running;
@@ -189,7 +190,7 @@ int blob_unref_txn(struct store *s, DB_TXN *txn, const unsigned char blob[STORE_
  * reference appeared meanwhile. */
 void blob_remove_if_unreferenced(struct store *s, const unsigned char blob[STORE_BLOB_ID_SIZE]);
 /* Parses a body's MIME structure into its serialized form. */
-int blob_parse_mime(const struct store_body *body, struct buf *out);
+int blob_parse_mime(const struct store_body *body, unsigned max_depth, struct buf *out);
 void blob_hex(const unsigned char blob[STORE_BLOB_ID_SIZE], char hex[2 * STORE_BLOB_ID_SIZE + 1]);
 /* True while a backup runs: files are not removed then (verify.c). */
 bool blob_removal_paused(struct store *s);

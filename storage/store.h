@@ -53,6 +53,8 @@ struct store_settings {
 	const char *dir;            /* state_dir: the store lives in dir/store, dir/blobs */
 	unsigned flags;             /* STORE_OPEN_* */
 	unsigned cache_mb;          /* Berkeley DB cache; 0: 64 MiB */
+	unsigned mime_max_depth;    /* MIME nesting parsed at delivery (limits.max_mime_depth);
+	                               deeper parts are leaves; 0: MIME_DEFAULT_MAX_DEPTH */
 };
 
 int store_open(const struct store_settings *settings, struct store **store_r,

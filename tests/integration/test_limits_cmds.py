@@ -19,7 +19,9 @@ LISTENERS = {
 }
 UNAUTH = 6
 ARGS = 10
-LIMITS = f"limits {{ max_unauth_commands = {UNAUTH}  max_command_args = {ARGS} }}\n"
+DEPTH = 3
+LIMITS = (f"limits {{ max_unauth_commands = {UNAUTH}  max_command_args = {ARGS}\n"
+          f"         max_header_size = 2k  max_mime_depth = {DEPTH} }}\n")
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +124,52 @@ def test_default_lets_long_uid_sets_through():
         m.logout()
     finally:
         d.cleanup()
+
+
+# ---- header size and MIME depth ------------------------------------------------------
+
+def send_message(inst, rcpt, message):
+    c = smtp_open(inst, "smtp")
+    assert smtp_cmd(c, "MAIL FROM:<x@example.org>")[0] == 250
+    assert smtp_cmd(c, f"RCPT TO:<{rcpt}>")[0] == 250
+    assert smtp_cmd(c, "DATA")[0] == 354
+    c.send(message.replace("\n", "\r\n").encode() + b"\r\n.\r\n")
+    reply = smtp_reply(c)
+    smtp_cmd(c, "QUIT")
+    return reply
+
+
+def test_header_size_limit(inst):
+    filler = "".join(f"X-Filler-{i}: {'y' * 60}\n" for i in range(40))   # ~3 KB
+    code, text = send_message(inst, "bob@example.test",
+                              f"Subject: big header\n{filler}\nbody\n")
+    assert (code, text[-1]) == (552, "5.3.4 Message header too large"), text
+    inst.wait_log("552 5.3.4 Message header too large (over 2048 bytes)")
+    # a header under the limit with a body far over it is fine
+    code, text = send_message(inst, "bob@example.test",
+                              f"Subject: small header\n\n{filler}{filler}")
+    assert code == 250, text
+
+
+def nested(levels):
+    """A message of `levels` multipart/mixed parts nested in each other."""
+    text = "innermost\n"
+    for level in reversed(range(levels)):
+        b = f"b{level}"
+        text = (f"Content-Type: multipart/mixed; boundary={b}\n\n"
+                f"--{b}\n{text}--{b}--\n")
+    return "Subject: deep\nMIME-Version: 1.0\n" + text
+
+
+def test_mime_depth_limit(inst):
+    code, text = send_message(inst, "carol@example.org", nested(8))
+    assert code == 250, text          # not refused
+    c = imap_open(inst, "imap")
+    assert imap_cmd(c, "l", "LOGIN carol@example.org secret")[1].startswith("l OK")
+    assert imap_cmd(c, "s", "SELECT INBOX")[1].startswith("s OK")
+    untagged, tagged = imap_cmd(c, "f", "FETCH 1 BODYSTRUCTURE")
+    assert tagged.startswith("f OK"), tagged
+    body = " ".join(untagged).upper()
+    # levels 0..DEPTH-1 are multiparts; the part at DEPTH is a leaf (text/plain)
+    assert body.count('"MIXED"') == DEPTH, body
+    assert '"TEXT" "PLAIN"' in body, body
