@@ -3,7 +3,8 @@ rate inside domain { }; docs/policy.md "Per-domain overrides"). One suite with
 two domains: strict.test inherits the global sections (greylisting on, SPF fail
 rejected, DNSBL threshold 3) and has its own sender blacklist and rate limit;
 lax.test turns greylisting off, tags SPF failures and counts DNSBL listings
-only from a score of 5. The recipient's domain decides at RCPT, so one session
+only from a score of 5; tag.test has no SPF and tags DNSBL-listed clients.
+The recipient's domain decides at RCPT, so one session
 gets different answers for the two domains' recipients. Clients are presented
 with XCLIENT, DNS answers come from a dnsmasq. `warren -t` refuses nonsense in
 an override with file:line as it does globally."""
@@ -47,6 +48,11 @@ DOMAINS = {
         greylist { enabled = false }
         spf { fail = tag }
         dnsbl { threshold = 5 }
+        """),
+    "tag.test": textwrap.dedent(MAILBOXES + """\
+        greylist { enabled = false }
+        spf { enabled = false }
+        dnsbl { action = tag }
         """),
 }
 
@@ -170,6 +176,18 @@ def test_dnsbl_threshold_per_domain(inst):
     assert rcpt(conn, "bob@lax.test")[0] == 250
     data(conn, uuid.uuid4().hex)
     inst.wait_log("dnsbl: client [192.0.2.2] score 3 below 5")
+
+
+def test_dnsbl_tag_and_spf_off_for_a_third_domain(inst):
+    conn = session(inst, "192.0.2.2", "bob@fail.test")
+    assert rcpt(conn, "alice@strict.test")[0] == 554      # DNSBL, before SPF
+    assert rcpt(conn, "alice@tag.test")[0] == 250         # tagged; no SPF here
+    tag = uuid.uuid4().hex
+    data(conn, tag)
+    msg = stored(inst, "alice@tag.test", tag)
+    assert headers(msg, "X-Warren-DNSBL") == [
+        "X-Warren-DNSBL: score=3 threshold=3 client=[192.0.2.2] listed=zen.test(3)"], msg
+    assert headers(msg, "Received-SPF") == [] and headers(msg, "X-Spam-SPF") == [], msg
 
 
 def test_domain_blacklist_applies_to_its_recipients_only(inst):
