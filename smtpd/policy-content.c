@@ -232,7 +232,8 @@ static bool match_parts(struct content_job *j, const struct conf_filter *f,
 static void match_rules(struct content_job *j, const char *msg, size_t len)
 {
 	struct pool *pool = pool_new(16384);
-	struct mime_part *root = mime_parse(pool, msg, len, NULL);
+	struct mime_limits limits = { .max_depth = j->conf->limits.max_mime_depth };
+	struct mime_part *root = mime_parse(pool, msg, len, &limits);
 	for (size_t i = 0; i < j->n_rules && j->hit == NULL; i++) {
 		const struct conf_filter *f = j->rules[i];
 		switch (f->on) {
