@@ -14,7 +14,7 @@ import ssl
 import subprocess
 import time
 
-from warren import BIN, WarrenInstance, client_context
+from warren import BIN, BUILD, WarrenInstance, client_context
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -280,6 +280,28 @@ def warrenctl(*args, stdin=None, timeout=20):
 def warren_check(path, timeout=20):
     return subprocess.run([os.path.join(BIN, "warren"), "-t", "-c", path],
                           capture_output=True, timeout=timeout, text=True)
+
+
+def store_dump(inst, user, bodies=True):
+    """user's messages read from the store by tests/storedump (tests/tools/storedump.c):
+    [(mailbox, uid, env_from, env_to, body)], body the message's bytes, or its size
+    in bytes with bodies=False (storedump -n)."""
+    args = [os.path.join(BUILD, "tests", "storedump"), os.path.join(inst.dir, "state"), user]
+    if not bodies:
+        args.append("-n")
+    out = subprocess.run(args, capture_output=True, timeout=60, check=True).stdout
+    msgs = []
+    while out:
+        assert out.startswith(b"MSG "), out[:200]
+        head, out = out.split(b"\n", 1)
+        box, uid, env_from, env_to, size = head[4:].decode().split("\t")
+        size = int(size)
+        if bodies:
+            body, out = out[:size], out[size + 1:]
+        else:
+            body = size
+        msgs.append((box, int(uid), env_from, env_to, body))
+    return msgs
 
 
 def wait_probes_closed(inst, timeout=5.0):

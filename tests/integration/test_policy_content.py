@@ -5,18 +5,14 @@ tag (header and subject prefix), discard, quarantine, redirect — sent with rea
 SMTP sessions and the result read back from the store (tests/tools/storedump)."""
 
 import base64
-import os
 import smtplib
-import subprocess
 import textwrap
 import time
 
 import pytest
 
-from warren import BUILD, SECRET_HASH, client_context
-from protocols import start_instance, warren_check
-
-STOREDUMP = os.path.join(BUILD, "tests", "storedump")
+from warren import SECRET_HASH, client_context
+from protocols import start_instance, store_dump, warren_check
 LISTENERS = {"smtp": ("smtp", "none"), "submission": ("submission", "starttls")}
 
 FILTERS = textwrap.dedent("""\
@@ -91,17 +87,7 @@ def inst():
 
 def dump(inst, user):
     """[(env_to, body bytes)] of user's messages."""
-    out = subprocess.run([STOREDUMP, os.path.join(inst.dir, "state"), user],
-                         capture_output=True, timeout=60, check=True).stdout
-    msgs = []
-    while out:
-        assert out.startswith(b"MSG "), out[:200]
-        head, out = out.split(b"\n", 1)
-        _, _, _, env_to, size = head[4:].decode().split("\t")
-        size = int(size)
-        msgs.append((env_to, out[:size]))
-        out = out[size + 1:]
-    return msgs
+    return [(m[3], m[4]) for m in store_dump(inst, user)]
 
 
 def send(inst, rcpts, msg, sender="someone@outside.test"):

@@ -7,19 +7,15 @@ domain against an RHSBL; answers cached for their TTL; DNS failures count as not
 listed; whitehosts, trusted networks, authenticated clients and whitelisted
 recipients skip it. Clients are presented with XCLIENT (docs/policy.md)."""
 
-import os
 import re
-import subprocess
 import textwrap
 import time
 
 import pytest
 
 from dnsmasq import Dnsmasq
-from protocols import LineConn, smtp_cmd, smtp_reply, start_instance
-from warren import BUILD, SECRET_HASH
-
-STOREDUMP = os.path.join(BUILD, "tests", "storedump")
+from protocols import LineConn, smtp_cmd, smtp_reply, start_instance, store_dump
+from warren import SECRET_HASH
 
 V6 = "2001:db8::2"
 V6_NIBBLES = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2"
@@ -182,15 +178,7 @@ def test_whitehost_trusted_authenticated_and_whitelisted_recipient_skip(inst, dn
 
 def stored_messages(inst, user):
     """Every message in user's mailboxes, read from the store (tests/storedump)."""
-    out = subprocess.run([STOREDUMP, os.path.join(inst.dir, "state"), user],
-                         capture_output=True, timeout=60, check=True).stdout
-    msgs = []
-    while out:
-        head, out = out.split(b"\n", 1)
-        size = int(head.decode().split("\t")[-1])
-        msgs.append(out[:size])
-        out = out[size + 1:]
-    return msgs
+    return [m[4] for m in store_dump(inst, user)]
 
 
 def test_tag_action_adds_a_header(dns):

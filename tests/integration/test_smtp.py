@@ -16,13 +16,12 @@ import time
 
 import pytest
 
-from warren import BUILD, SECRET_HASH, client_context
+from warren import SECRET_HASH, client_context
 from protocols import (LineConn, b64, sasl_plain, smtp_cmd, smtp_open, smtp_reply,
-                       start_instance)
+                       start_instance, store_dump)
 
 HOST = "127.0.0.1"
 TIMEOUT = 20
-STOREDUMP = os.path.join(BUILD, "tests", "storedump")
 SWAKS = shutil.which("swaks")
 
 DOMAINS = {
@@ -100,22 +99,7 @@ def inst(remote):
 
 def dump(inst, user, bodies=True):
     """[(mailbox, uid, env_from, env_to, body bytes or size)] of user's messages."""
-    args = [STOREDUMP, os.path.join(inst.dir, "state"), user]
-    if not bodies:
-        args.append("-n")
-    out = subprocess.run(args, capture_output=True, timeout=60, check=True).stdout
-    msgs = []
-    while out:
-        assert out.startswith(b"MSG "), out[:200]
-        head, out = out.split(b"\n", 1)
-        box, uid, env_from, env_to, size = head[4:].decode().split("\t")
-        size = int(size)
-        if bodies:
-            body, out = out[:size], out[size + 1:]
-        else:
-            body = size
-        msgs.append((box, int(uid), env_from, env_to, body))
-    return msgs
+    return store_dump(inst, user, bodies)
 
 
 def wait_count(inst, user, n, timeout=10):

@@ -4,18 +4,14 @@ ENVID and the ORCPT given; one report line per RCPT even when an alias expands t
 several mailboxes; nothing for NOTIFY=FAILURE alone or for the null sender."""
 
 import email
-import os
 import re
-import subprocess
 import textwrap
 import time
 
 import pytest
 
-from warren import BUILD, SECRET_HASH
-from protocols import smtp_cmd, smtp_open, smtp_reply, start_instance
-
-STOREDUMP = os.path.join(BUILD, "tests", "storedump")
+from warren import SECRET_HASH
+from protocols import smtp_cmd, smtp_open, smtp_reply, start_instance, store_dump
 
 DOMAINS = {"example.test": textwrap.dedent(f"""\
     mailbox alice {{ password = "{SECRET_HASH}" }}
@@ -34,15 +30,7 @@ def inst():
 
 
 def messages(inst, user):
-    out = subprocess.run([STOREDUMP, os.path.join(inst.dir, "state"), user],
-                         capture_output=True, timeout=60, check=True).stdout
-    msgs = []
-    while out:
-        head, out = out.split(b"\n", 1)
-        size = int(head.decode().split("\t")[-1])
-        msgs.append(out[:size])
-        out = out[size + 1:]
-    return msgs
+    return [m[4] for m in store_dump(inst, user)]
 
 
 def reports(inst, user, count, timeout=15):
