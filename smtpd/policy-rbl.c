@@ -48,6 +48,7 @@ struct cache_entry {
 	size_t n;                            /* A records (0: not listed) */
 	unsigned char addrs[RBL_ADDRS_MAX][4];
 	char *txt;                           /* the TXT reason, once asked and found */
+	bool txt_asked;                      /* the TXT lookup was answered */
 };
 
 #define CACHE_BUCKETS 4096
@@ -294,6 +295,7 @@ static void cache_set_txt(const char *name, const char *txt)
 		if (strcasecmp(e->name, name) == 0) {
 			if (e->txt == NULL && txt[0] != '\0')
 				e->txt = x_strdup(txt);
+			e->txt_asked = true;
 			return;
 		}
 }
@@ -320,11 +322,12 @@ static void txt_done(const struct dns_result *res, void *ctx)
 	struct smtp_session *s = lk->job->r->s;
 	rbl.inflight--;
 	char txt[RBL_TXT_MAX + 1] = "";
-	if (res->status == DNS_OK) {
+	if (res->status == DNS_OK)
 		for (size_t i = 0; i < res->count && txt[0] == '\0'; i++)
 			txt_clean(txt, sizeof(txt), res->u.txt[i]);
+	/* an answer, even without TXT, is kept with the A answer; a failure is not */
+	if (res->status == DNS_OK || res->status == DNS_NXDOMAIN || res->status == DNS_NODATA)
 		cache_set_txt(lk->name, txt);
-	}
 	struct policy_rbl_state *st = s->policy->rbl;
 	verdict_txt(lk->sender ? &st->sender : &st->client, &lk->site, txt);
 	job_step(lk->job);
@@ -332,14 +335,15 @@ static void txt_done(const struct dns_result *res, void *ctx)
 
 /* The A answer listed the key in the zone the reply names: its TXT is asked too,
  * in the same job. */
-static void ask_txt(struct smtp_session *s, struct rbl_lookup *lk)
+static bool ask_txt(struct smtp_session *s, struct rbl_lookup *lk)
 {
 	if (rbl.dns == NULL || dns_lookup(rbl.dns, DNS_TYPE_TXT, lk->name, txt_done, lk) == NULL) {
 		log_warn("%s: dnsbl: %s: TXT lookup not started", s->id, lk->name);
-		return;
+		return false;
 	}
 	rbl.inflight++;
 	lk->job->pending++;
+	return true;
 }
 
 static void lookup_done(const struct dns_result *res, void *ctx)
@@ -404,9 +408,18 @@ static void ask(struct smtp_session *s, struct rbl_job *job, struct rbl_verdict 
 		const struct cache_entry *e = cache_get(lk->name);
 		if (e != NULL) {
 			log_debug("%s: dnsbl: %s from the cache (%zu records)", s->id, lk->name, e->n);
-			if (apply_answer(s, v, &lk->site, lk->name, e->n,
-					 (const unsigned char (*)[4])e->addrs))
-				verdict_txt(v, &lk->site, e->txt);
+			if (!apply_answer(s, v, &lk->site, lk->name, e->n,
+					  (const unsigned char (*)[4])e->addrs))
+				continue;
+			verdict_txt(v, &lk->site, e->txt);
+			/* listed before, while another zone was the one named: its TXT now */
+			if (e->txt == NULL && !e->txt_asked && names_zone(v, &lk->site) &&
+			    resolver(s) != NULL) {
+				lk->job = job;
+				lk->sender = sender;
+				if (ask_txt(s, lk))
+					job->n++;
+			}
 			continue;
 		}
 		struct dns_resolver *dns = resolver(s);

@@ -23,6 +23,8 @@ RECORDS = {
     "6.2.0.192.zen.test": {"A": ["127.0.0.2"], "TXT": ["cached reason"]},
     "7.2.0.192.zen.test": {"A": ["127.0.0.99"], "TXT": ["not a code that counts"]},
     "spam.test.dbl.test": {"A": ["127.0.1.2"], "TXT": ["domain listed"]},
+    "8.2.0.192.zen.test": {"A": ["127.0.0.2"], "TXT": ["zen says 8"]},   # in both zones
+    "8.2.0.192.bl2.test": {"A": ["127.0.0.2"], "TXT": ["bl2 says 8"]},
 }
 
 DOMAINS = {"example.test": 'mailbox alice { password = "%s" }\n' % SECRET_HASH}
@@ -40,7 +42,7 @@ def inst(dns):
         dns {{ servers = "{dns.server}"  timeout = 500ms  tries = 1 }}
         smtp {{ xclient_networks = {{ "127.0.0.1" }} }}
         dnsbl {{
-            sites = {{ "zen.test=127.0.0.[2..11]" }}
+            sites = {{ "zen.test=127.0.0.[2..11]", "bl2.test=127.0.0.2" }}
             rhsbl_sites = {{ "dbl.test=127.0.1.[2..99]" }}
         }}
         """)
@@ -104,6 +106,20 @@ def test_unlisted_answer_asks_no_txt(inst, dns):
     assert attempt(inst, "192.0.2.1")[0] == 250
     assert txt_queries(dns, "7.2.0.192.zen.test") == 0
     assert txt_queries(dns, "1.2.0.192.zen.test") == 0
+
+
+def test_zone_named_from_the_cache_gets_its_txt(inst, dns):
+    # the first reply names the zone that answered first; from the cache the zones
+    # are taken in their configured order, so zen.test, whose TXT may not have been
+    # asked the first time: it is asked then, once
+    code, text = attempt(inst, "192.0.2.8")
+    assert code == 554
+    assert text in (blocked("192.0.2.8") + "; zen says 8",
+                    blocked("192.0.2.8").replace("zen.test", "bl2.test") + "; bl2 says 8"), text
+    for _ in range(2):
+        assert attempt(inst, "192.0.2.8") == (554, blocked("192.0.2.8") + "; zen says 8")
+    assert txt_queries(dns, "8.2.0.192.zen.test") == 1, dns.log_text()
+    assert txt_queries(dns, "8.2.0.192.bl2.test") <= 1
 
 
 def test_rhsbl_reply_ends_with_the_txt_reason(inst):
