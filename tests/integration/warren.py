@@ -9,6 +9,7 @@ When the tests run as root (as in CI), the daemons drop privileges to "nobody",
 so the folder is made world-readable (files hold nothing secret but test keys).
 """
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -25,6 +26,7 @@ BUILD = os.environ.get("WARREN_BUILD",
 SOURCE = os.environ.get("WARREN_SOURCE",
                         os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(BUILD, "bin")
+CERT_CACHE = os.path.join(BUILD, "tests", "cert-cache")   # make_cert's certificates
 
 # yescrypt hash of "secret" (made with `warrenctl passwd`)
 SECRET_HASH = "$y$j9T$KZcm/P0w5ErqCyNNmLYhX/$zQiryOTt2Yq.tIXMrhCF5NrmBiwqImVnWONvkn/W/o8"
@@ -59,15 +61,30 @@ def free_port(address="127.0.0.1"):
 
 
 def make_cert(directory, name, sans):
-    """A self-signed certificate for sans; returns (cert_path, key_path)."""
+    """A self-signed certificate for sans; returns (cert_path, key_path).
+
+    An RSA key takes a good part of a suite start's CPU, so a certificate for
+    the same sans is made once a day and copied (CERT_CACHE, shared by the test
+    processes of a run: made in a temporary directory, then renamed into place)."""
     cert = os.path.join(directory, name + ".pem")
     key = os.path.join(directory, name + ".key")
-    alt = ",".join(("IP:" + s) if s[0].isdigit() else ("DNS:" + s) for s in sans)
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-sha256", "-days", "30",
-         "-nodes", "-keyout", key, "-out", cert, "-subj", "/CN=" + sans[0],
-         "-addext", "subjectAltName=" + alt],
-        check=True, capture_output=True)
+    tag = hashlib.sha256("\0".join(sans).encode()).hexdigest()[:16]
+    cached = os.path.join(CERT_CACHE, time.strftime("%Y%m%d-") + tag)
+    if not os.path.isdir(cached):
+        os.makedirs(CERT_CACHE, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=CERT_CACHE, prefix="new-")
+        alt = ",".join(("IP:" + s) if s[0].isdigit() else ("DNS:" + s) for s in sans)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-sha256", "-days", "30",
+             "-nodes", "-keyout", os.path.join(tmp, "key"), "-out", os.path.join(tmp, "pem"),
+             "-subj", "/CN=" + sans[0], "-addext", "subjectAltName=" + alt],
+            check=True, capture_output=True)
+        try:
+            os.rename(tmp, cached)      # one directory: key and certificate go together
+        except OSError:                 # another test process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copyfile(os.path.join(cached, "pem"), cert)
+    shutil.copyfile(os.path.join(cached, "key"), key)
     os.chmod(key, 0o644)
     return cert, key
 
