@@ -281,6 +281,8 @@ int store_open(const struct store_settings *settings, struct store **store_r,
 
 static void watchdog_stop(struct store *s);
 
+#define STORE_ABANDONED_MAX 64
+
 void store_close(struct store **storep)
 {
 	struct store *s = *storep;
@@ -332,7 +334,13 @@ void store_abandon(struct store **storep)
 	 * the old environment panicked and waits for every attached process to go. */
 	registry_forget_self(s->env_dir);
 	/* s itself stays allocated too: a thread stuck on such a mutex (the master's
-	 * failchk) may still hold it. */
+	 * failchk) may still hold it. It is kept in abandoned[] so that the process
+	 * still points at it (LeakSanitizer reports what nothing points at) — a master
+	 * lives through many recoveries: after STORE_ABANDONED_MAX it is just left. */
+	static struct store *abandoned[STORE_ABANDONED_MAX];
+	static size_t n_abandoned;
+	if (n_abandoned < STORE_ABANDONED_MAX)
+		abandoned[n_abandoned++] = s;
 }
 
 /* ---- transactions ---- */
