@@ -89,6 +89,25 @@ def make_cert(directory, name, sans):
     return cert, key
 
 
+# What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer write to a
+# process's stderr (the suite's log) in a `make test-asan` build.
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_reports(text):
+    """Excerpts of text around each sanitizer report in it ([] for none)."""
+    found = []
+    for marker in SANITIZER_MARKERS:
+        start = 0
+        while len(found) < 5:
+            i = text.find(marker, start)
+            if i < 0:
+                break
+            found.append(text[max(0, i - 300):i + 4000])
+            start = i + len(marker)
+    return found
+
+
 def client_context():
     """TLS client context that accepts the test's self-signed certificates."""
     ctx = ssl.create_default_context()
@@ -241,6 +260,10 @@ class WarrenInstance:
     def cleanup(self):
         self.stop()
         try:
+            reports = sanitizer_reports(self.log())
+            if reports:
+                raise AssertionError("sanitizer reports in the suite's log (make test-asan):\n"
+                                     + "\n----\n".join(reports))
             state = os.path.join(self.dir, "state")
             if self.verify_store and os.path.isdir(os.path.join(state, "store")):
                 # a config of its own: the test may have left an invalid one behind
