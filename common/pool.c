@@ -122,7 +122,8 @@ void *pool_alloc(struct pool *pool, size_t size)
 char *pool_strndup(struct pool *pool, const char *s, size_t len)
 {
 	char *p = pool_alloc(pool, len + 1);
-	memcpy(p, s, len);
+	if (len > 0)   /* s may be NULL for an empty string */
+		memcpy(p, s, len);
 	p[len] = '\0';
 	return p;
 }

@@ -136,7 +136,7 @@ enum net_line_status imap_read_line(struct imap_session *s, struct net_line *lin
 	for (;;) {
 		const char *d = buf_data(&c->plain);
 		size_t len = buf_len(&c->plain);
-		const char *lf = memchr(d, '\n', len);
+		const char *lf = len > 0 ? memchr(d, '\n', len) : NULL;   /* d is NULL when empty */
 		if (c->skipping) {
 			if (lf == NULL) {
 				buf_clear(&c->plain);

@@ -202,7 +202,8 @@ static int uid_cmp(const void *a, const void *b)
 
 void imap_sort_uids(uint32_t *uids, size_t count)
 {
-	qsort(uids, count, sizeof(*uids), uid_cmp);
+	if (count > 1)   /* uids may be NULL when there are none: qsort's arguments must not */
+		qsort(uids, count, sizeof(*uids), uid_cmp);
 }
 
 void imap_append_uidset(struct buf *out, const uint32_t *uids, size_t count)

@@ -318,5 +318,6 @@ int main(int argc, char **argv)
 	free(m.config_path);
 	free(m.exe_dir);
 	free(m.pid_file);
+	free(m.auth_socket);
 	return 0;
 }

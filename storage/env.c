@@ -282,12 +282,21 @@ int store_open(const struct store_settings *settings, struct store **store_r,
 static void watchdog_stop(struct store *s);
 
 #define STORE_ABANDONED_MAX 64
+static struct store *abandoned[STORE_ABANDONED_MAX];   /* see store_abandon */
+static size_t n_abandoned;
 
 void store_close(struct store **storep)
 {
 	struct store *s = *storep;
 	if (s == NULL)
 		return;
+	/* a panicked environment (a process died in it; the master recovers it) is
+	 * left as store_abandon leaves it: closing its handles could wait on a dead
+	 * process's mutex, and Berkeley DB does not free a panicked handle's memory */
+	if (s->env != NULL && store_panic_check(s) == STORE_ERECOVER) {
+		store_abandon(storep);
+		return;
+	}
 	*storep = NULL;
 	watchdog_stop(s);
 	store_notify_close(s);
@@ -337,8 +346,6 @@ void store_abandon(struct store **storep)
 	 * failchk) may still hold it. It is kept in abandoned[] so that the process
 	 * still points at it (LeakSanitizer reports what nothing points at) — a master
 	 * lives through many recoveries: after STORE_ABANDONED_MAX it is just left. */
-	static struct store *abandoned[STORE_ABANDONED_MAX];
-	static size_t n_abandoned;
 	if (n_abandoned < STORE_ABANDONED_MAX)
 		abandoned[n_abandoned++] = s;
 }
