@@ -551,7 +551,7 @@ static const struct conf_key_def dnsbl_keys[] = {
 	  "Score at which action is taken."),
 	KE("action", "reject", dnsbl_actions, CFG_OFF(dnsbl.action),
 	   "At the threshold: reject (554 5.7.1 Service unavailable; client [IP] blocked "
-	   "using ZONE, at RCPT) or tag (an X-Warren-DNSBL header with the score and the "
+	   "using ZONE; and the zone's TXT text when it has one, at RCPT) or tag (an X-Warren-DNSBL header with the score and the "
 	   "zones)."),
 	K("cache_size", KEY_INT, "10000", 1, 10000000, CFG_OFF(dnsbl.cache_size),
 	  "DNSBL answers each smtpd process keeps for their TTL."),
