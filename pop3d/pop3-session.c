@@ -108,13 +108,7 @@ static void run_command(struct pop3_session *s, const char *line, size_t len)
 	}
 	const char *args = n < len ? line + n + 1 : line + n;
 	/* limits.max_command_args: POP3 commands take two at most */
-	unsigned words = 0;
-	for (const char *p = args; *p != '\0'; p++)
-		if (*p != ' ' && (p == args || p[-1] == ' '))
-			words++;
-	if (words > s->conf->limits.max_command_args) {
-		log_info("%s: command with %u arguments (limit %u) from [%s]", s->id, words,
-			 s->conf->limits.max_command_args, net_conn_peer_ip(s->conn));
+	if (service_too_many_args(s->conf, s->id, net_conn_peer_ip(s->conn), args)) {
 		pop3_err(s, "Too many arguments.");
 		return;
 	}

@@ -403,3 +403,17 @@ int service_main(int argc, char **argv, const struct service_def *def)
 	free(svc->config_path);
 	return 0;
 }
+
+bool service_too_many_args(const struct warren_config *conf, const char *id,
+			   const char *peer, const char *args)
+{
+	unsigned words = 0;
+	for (const char *p = args; *p != '\0'; p++)
+		if (*p != ' ' && (p == args || p[-1] == ' '))
+			words++;
+	if (words <= conf->limits.max_command_args)
+		return false;
+	log_info("%s: command with %u arguments (limit %u) from [%s]", id, words,
+		 conf->limits.max_command_args, peer);
+	return true;
+}

@@ -67,6 +67,12 @@ struct service_login *service_login(struct service *svc, const struct warren_con
 				    service_login_callback *cb, void *ctx);
 void service_login_cancel(struct service_login *login);
 
+/* limits.max_command_args of the line protocols (smtpd, pop3d): true, with a log
+ * line naming session id and peer, when args (the command's arguments, words
+ * separated by spaces) has more words than conf allows. */
+bool service_too_many_args(const struct warren_config *conf, const char *id,
+			   const char *peer, const char *args);
+
 /* Environment variable through which the master hands listening sockets:
  * "name=fd,name=fd". */
 #define SERVICE_LISTEN_FDS_ENV "WARREN_LISTEN_FDS"

@@ -111,13 +111,7 @@ static void run_command(struct smtp_session *s, const char *line, size_t len)
 	while (*args == ' ')
 		args++;
 	/* limits.max_command_args: the path and the ESMTP parameters of MAIL/RCPT, ... */
-	unsigned words = 0;
-	for (const char *p = args; *p != '\0'; p++)
-		if (*p != ' ' && (p == args || p[-1] == ' '))
-			words++;
-	if (words > s->conf->limits.max_command_args) {
-		log_info("%s: command with %u arguments (limit %u) from [%s]", s->id, words,
-			 s->conf->limits.max_command_args, net_conn_peer_ip(s->conn));
+	if (service_too_many_args(s->conf, s->id, net_conn_peer_ip(s->conn), args)) {
 		s->bad_commands++;
 		smtp_reply(s, 501, "5.5.4 Error: too many arguments");
 		return;
