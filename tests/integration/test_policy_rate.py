@@ -13,7 +13,7 @@ import time
 import pytest
 
 from protocols import LineConn, sasl_plain, smtp_cmd, smtp_reply, start_instance
-from warren import wait_port
+from warren import DAEMON_STARTED, wait_port
 
 LISTENERS = {"smtp": ("smtp", "none"), "submission": ("submission", "none")}
 LISTENER_EXTRA = {"submission": "auth_plaintext = true\n",
@@ -172,7 +172,7 @@ def test_counts_survive_an_smtpd_restart(slow):
             break
         time.sleep(0.1)
     assert new not in (None, old)
-    slow.wait_log("started (", count=2)
+    slow.wait_log(DAEMON_STARTED, count=2)
     assert wait_port(slow.address, slow.port("smtp"))
     # wait_port connected from 127.0.0.1: not our address. The third connection
     # of 127.0.0.40 is let in, the fourth is over the limit counted before

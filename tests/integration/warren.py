@@ -27,6 +27,9 @@ SOURCE = os.environ.get("WARREN_SOURCE",
                         os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.path.join(BUILD, "bin")
 CERT_CACHE = os.path.join(BUILD, "tests", "cert-cache")   # make_cert's certificates
+# what a daemon logs once it serves ("started (3 listeners, configuration generation
+# 1)"); not just "started (": smtpd's "queue: runner started (scan every 60s" has it too
+DAEMON_STARTED = " listeners, configuration generation "
 
 # yescrypt hash of "secret" (made with `warrenctl passwd`)
 SECRET_HASH = "$y$j9T$KZcm/P0w5ErqCyNNmLYhX/$zQiryOTt2Yq.tIXMrhCF5NrmBiwqImVnWONvkn/W/o8"
@@ -252,7 +255,7 @@ class WarrenInstance:
                 if not wait_port(self.address, self.ports[name]):
                     self.stop()
                     raise RuntimeError(f"listener {name} did not come up:\n{self.log()}")
-            self.wait_log("started (", count=self.expected_daemons())
+            self.wait_log(DAEMON_STARTED, count=self.expected_daemons())
         return self
 
     def expected_daemons(self):
