@@ -342,6 +342,10 @@ int service_main(int argc, char **argv, const struct service_def *def)
 	char ident[64];
 	snprintf(ident, sizeof(ident), "warren/%s", def->name);
 	log_init(ident, LOG_TARGET_STDERR, LOG_LEVEL_INFO);
+	/* a reload (the master's SIGHUP) that comes while we are still starting must not
+	 * kill us (SIGHUP's default action), which the master would take for a crash in
+	 * the store and answer with a recovery; sighup_cb takes over once the loop runs */
+	signal(SIGHUP, SIG_IGN);
 	if (parse_args(svc, argc, argv) < 0)
 		return 2;
 
